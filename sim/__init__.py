@@ -1,0 +1,1 @@
+"""squall's simulated world and everything both runners share."""

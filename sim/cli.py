@@ -1,0 +1,69 @@
+"""The `squall` command line: one typer app, each command a thin shell over a library call.
+
+Commands import their implementation lazily, so `squall --help` is fast and `sim` never
+imports `chaos` at module level (the dependency points the other way).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from sim.errors import BadInput
+
+app = typer.Typer(
+    name="squall",
+    help="Deterministic simulation and chaos harness for MQTT message systems.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+sim_app = typer.Typer(help="Seeded runs in the simulated world.", no_args_is_help=True)
+chaos_app = typer.Typer(help="The same scenarios for real, through the chaos proxy.", no_args_is_help=True)
+system_app = typer.Typer(help="The message system itself, for real.", no_args_is_help=True)
+app.add_typer(sim_app, name="sim")
+app.add_typer(chaos_app, name="chaos")
+app.add_typer(system_app, name="system")
+
+
+@sim_app.command("demo")
+def sim_demo(
+    seed: int = typer.Option(1, help="Seed of the run; the same seed replays the same run."),
+    devices: int = typer.Option(10, min=1, help="Number of publishing devices."),
+    seconds: float = typer.Option(60.0, min=0.001, help="Virtual seconds to run."),
+) -> None:
+    """Broker plus devices in the simulated world: a first look at squall."""
+    from sim.demo import run_demo
+
+    raise typer.Exit(run_demo(seed=seed, devices=devices, seconds=seconds))
+
+
+@app.command("bench")
+def bench(
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the figures as JSON to FILE."),
+    only: Optional[str] = typer.Option(None, help="Comma-separated figure names to run."),
+    quick: bool = typer.Option(False, help="Smaller workloads (for smoke-testing the bench itself)."),
+) -> None:
+    """Benchmark figures, measured side by side in one run."""
+    from sim.bench import run_bench
+
+    raise typer.Exit(run_bench(json_out=json_out, only=only, quick=quick))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: bad input is one line on stderr and exit code 2, never a traceback."""
+    try:
+        app(args=argv, standalone_mode=True)
+    except BadInput as exc:
+        print(f"squall: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("squall: interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

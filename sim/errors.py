@@ -1,0 +1,23 @@
+"""Errors that mean "the input is wrong": the CLI prints them on one line and exits 2."""
+
+from __future__ import annotations
+
+
+class BadInput(Exception):
+    """Bad input from a user: a scenario file, a CLI argument, a request.
+
+    The message names the problem and the fix, in one line, e.g.
+    ``scenario smoke.toml: duration: must be > 0 (got -5); set duration = 60``.
+    """
+
+
+class SimulationError(RuntimeError):
+    """The simulated world cannot go on (a deadlock, an unsupported feature)."""
+
+
+class Deadlock(SimulationError):
+    """Nothing is scheduled any more but the main task has not returned."""
+
+
+class Unsupported(SimulationError):
+    """The code under simulation used something the simulated world refuses."""

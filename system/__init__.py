@@ -1,0 +1,1 @@
+"""squall's message system: a small, real MQTT platform. Imports nothing of sim or chaos."""
