@@ -53,6 +53,20 @@ def bench(
     raise typer.Exit(run_bench(json_out=json_out, only=only, quick=quick))
 
 
+@app.command("proxy")
+def proxy(
+    host: str = typer.Option("127.0.0.1", help="Address of the Toxiproxy HTTP API (loopback by default)."),
+    port: int = typer.Option(8474, min=0, max=65535, help="Port of the HTTP API (Toxiproxy's default 8474)."),
+    config: Optional[Path] = typer.Option(
+        None, help="JSON array of proxies to create at start, like toxiproxy-server -config."
+    ),
+) -> None:
+    """Toxiproxy-compatible chaos proxy, standalone, until Ctrl-C."""
+    from chaos.proxy import run
+
+    raise typer.Exit(run(host=host, port=port, config=config))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: bad input is one line on stderr and exit code 2, never a traceback."""
     try:

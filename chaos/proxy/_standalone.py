@@ -15,6 +15,9 @@ from chaos.proxy._server import ProxyServer
 from sim.errors import BadInput
 
 
+_JSON_NAMES = {dict: "object", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
+
+
 def load_config(path: Path) -> list[ProxySpec]:
     """A Toxiproxy ``-config`` file: a JSON array of ``{name, upstream, listen?, enabled?}``."""
     try:
@@ -28,7 +31,7 @@ def load_config(path: Path) -> list[ProxySpec]:
     if not isinstance(doc, list):
         raise BadInput(
             f'--config {path}: expected a JSON array of proxies like [{{"name": "mqtt", "upstream": '
-            f'"127.0.0.1:1883", "listen": "127.0.0.1:21883"}}], got a JSON {type(doc).__name__}'
+            f'"127.0.0.1:1883", "listen": "127.0.0.1:21883"}}], got a JSON {_JSON_NAMES.get(type(doc), type(doc).__name__)}'
         )
     specs = []
     for i, entry in enumerate(doc, start=1):
