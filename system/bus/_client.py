@@ -1,0 +1,631 @@
+"""``BusClient``: a resilient MQTT client that speaks envelopes.
+
+Tasks, all on the caller's event loop (nothing here reads a clock other than ``loop.time()``):
+
+- the connection manager: connect, resubscribe, publish ``online``, wait for loss, back
+  off with full jitter, repeat until stopped;
+- the receiver (one per connection): decode, dedup, answer pending requests, queue inbound;
+- the dispatcher: control band first, each matching handler in turn, failures contained;
+- the sender: control band first, one message at a time; a message whose connection
+  dropped before the broker acknowledged it is kept and sent again after reconnect;
+- the heartbeat: a health message every ``heartbeat_interval``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import random
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from system.bus._backoff import Backoff
+from system.bus._dedup import Deduplicator
+from system.bus._flow import AsyncFlowQueue, Evicted, FlowQueue, OverflowPolicy, Pulse
+from system.bus._link import Link, LinkClosed
+from system.bus._settings import BusSettings
+from system.bus._topics import matches, validate_filter, validate_topic
+from system.bus._types import (
+    BusClosed,
+    Handler,
+    Health,
+    LastError,
+    Message,
+    RequestFailed,
+    RequestTimeout,
+    Subscription,
+)
+from system.envelope import Envelope, EnvelopeError, EnvelopeFactory, decode, encode
+from system.observer import (
+    Connected,
+    Delivered,
+    Disconnected,
+    Dropped,
+    Event,
+    Failed,
+    LoggingObserver,
+    Observer,
+    Published,
+    Reconnected,
+    StateChanged,
+)
+
+_log = logging.getLogger("system.bus")
+
+REPLY_KIND = "reply"
+REPLY_ERROR_KIND = "reply-error"
+
+
+@dataclass(frozen=True, slots=True)
+class _Out:
+    envelope: Envelope
+    payload: bytes
+    qos: int
+    retain: bool
+
+
+class BusClient:
+    """Publish and subscribe envelopes over MQTT, surviving broker restarts and overload.
+
+    ``settings`` is a ``BusSettings``, a URL (``mqtt://user:pass@host:port``) or None (read
+    from ``SQUALL_BUS_*`` environment variables). ``policies`` maps topic filters to
+    ``OverflowPolicy`` for both the outbound and inbound queues (first match wins, default
+    ``block``); ``control`` lists filters whose messages travel in the control band, ahead
+    of data (the client's own health and availability always do). A ``coalesce`` policy's
+    merge function receives and returns ``Envelope``s. ``observer`` receives every
+    ``system.observer`` event (default: ``LoggingObserver``). ``rng`` drives the reconnect
+    jitter.
+
+    Use ``async with BusClient(...) as bus:`` (returns once connected) or ``start()`` /
+    ``stop()``.
+    """
+
+    def __init__(
+        self,
+        settings: BusSettings | str | None = None,
+        *,
+        policies: Mapping[str, OverflowPolicy] | Sequence[tuple[str, OverflowPolicy]] = (),
+        control: Iterable[str] = (),
+        observer: Observer | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        if isinstance(settings, str):
+            settings = BusSettings.from_url(settings)
+        self.settings = settings if settings is not None else BusSettings()
+        s = self.settings
+        self.client_id = s.client_id
+        self.availability_topic = s.topic("availability")
+        self.health_topic = s.topic("health")
+        self.error_topic = s.topic("errors")
+        self.reply_topic = s.topic("reply")
+        self._observer: Observer = observer if observer is not None else LoggingObserver()
+        self._backoff = Backoff(s.reconnect_initial, s.reconnect_max, rng or random.Random())
+        self._factory = EnvelopeFactory(s.client_id)
+        self._dedup = Deduplicator(s.dedup_ttl, s.dedup_max)
+
+        rules = list(policies.items()) if isinstance(policies, Mapping) else list(policies)
+        # The client's own topics come after the user's rules, so a user can override them.
+        rules += [
+            (f"{s.prefix}/errors/#", OverflowPolicy.drop()),
+            (f"{s.prefix}/health/#", OverflowPolicy.latest()),
+            (f"{s.prefix}/availability/#", OverflowPolicy.latest()),
+        ]
+        bands = [*control, f"{s.prefix}/health/#", f"{s.prefix}/availability/#"]
+        self._outbox: AsyncFlowQueue[_Out] = AsyncFlowQueue(
+            FlowQueue(
+                s.outbound_capacity,
+                control_capacity=s.control_capacity,
+                policies=rules,
+                control=bands,
+                merge=self._merge_out,
+            ),
+            lambda ev: self._evicted("out", ev),
+        )
+        self._inbox: AsyncFlowQueue[Message] = AsyncFlowQueue(
+            FlowQueue(
+                s.inbound_capacity,
+                control_capacity=s.control_capacity,
+                policies=rules,
+                control=bands,
+                merge=self._merge_in,
+            ),
+            lambda ev: self._evicted("in", ev),
+        )
+
+        self._subs: dict[str, dict[str, tuple[Subscription, Handler]]] = {}
+        self._pending: dict[str, asyncio.Future[Envelope]] = {}
+        self._link: Link | None = None
+        self._link_changed = Pulse()
+        self._progress = Pulse()
+        self._connected: asyncio.Event | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._receiver: asyncio.Task[Any] | None = None
+        self._sending: tuple[str, _Out] | None = None
+        self._dispatching = False
+        self._stopping = False
+        self._state = "new"
+        self._started_at = 0.0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._counts = {"published": 0, "delivered": 0, "dropped": 0, "errors": 0, "reconnects": 0}
+        self._last_error: LastError | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start connecting in the background; returns at once (see ``wait_connected``)."""
+        if self._state != "new":
+            raise BusClosed(f"client {self.client_id} was already started; make a new BusClient")
+        self._loop = asyncio.get_running_loop()
+        self._started_at = self._loop.time()
+        self._connected = asyncio.Event()
+        self._tasks = [
+            asyncio.create_task(self._run(), name=f"bus-{self.client_id}-connect"),
+            asyncio.create_task(self._send_loop(), name=f"bus-{self.client_id}-send"),
+            asyncio.create_task(self._dispatch_loop(), name=f"bus-{self.client_id}-dispatch"),
+        ]
+        if self.settings.heartbeat_interval > 0:
+            self._tasks.append(asyncio.create_task(self._heartbeat_loop(), name=f"bus-{self.client_id}-heartbeat"))
+
+    async def wait_connected(self, timeout: float | None = None) -> None:
+        """Wait until connected (subscriptions restored, ``online`` published)."""
+        if self._connected is None:
+            raise BusClosed("call start() first")
+        await asyncio.wait_for(self._connected.wait(), timeout)
+
+    @property
+    def connected(self) -> bool:
+        return self._connected is not None and self._connected.is_set()
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    async def stop(self, timeout: float | None = None) -> None:
+        """Graceful shutdown: stop intake, publish ``offline``, let queued work finish within
+        ``timeout`` (default ``settings.shutdown_timeout``), cancel the rest, disconnect."""
+        if self._state in ("new", "stopped") or self._stopping:
+            return
+        self._stopping = True
+        self._set_state("stopping")
+        timeout = self.settings.shutdown_timeout if timeout is None else timeout
+        if self._receiver is not None:
+            self._receiver.cancel()
+        self._enqueue_nowait(self.availability_topic, self._availability("offline"), retain=True, control=True)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._progress.wait_for(self._idle), timeout)
+        link = self._link
+        await self._cancel_tasks()
+        if link is not None:
+            await link.close()
+        self._finish()
+
+    async def abort(self) -> None:
+        """Stop as a crash would: drop the connection without ``offline`` or DISCONNECT, so the
+        broker publishes the will. Pending messages are reported as dropped."""
+        if self._state in ("new", "stopped"):
+            return
+        self._stopping = True
+        link = self._link
+        if link is not None:
+            link.abort()
+        await self._cancel_tasks()
+        self._finish()
+
+    async def __aenter__(self) -> BusClient:
+        await self.start()
+        await self.wait_connected()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- publishing --------------------------------------------------------------------
+
+    async def publish(
+        self,
+        topic: str,
+        data: Any = None,
+        *,
+        kind: str = "data",
+        qos: int | None = None,
+        retain: bool = False,
+        correlation_id: str | None = None,
+        control: bool | None = None,
+    ) -> Envelope:
+        """Queue ``data`` (any JSON value, a pydantic model, or a ready ``Envelope``) for ``topic``.
+
+        Returns once queued, which under the ``block`` policy may wait for room; the message
+        goes out when connected, after reconnect if need be. ``control=True`` sends it in the
+        control band whatever its topic. Raises ``EnvelopeError`` for data that cannot be sent.
+        """
+        self._check_open()
+        validate_topic(topic)
+        qos = self.settings.default_qos if qos is None else qos
+        if qos not in (0, 1):
+            raise ValueError(f"qos must be 0 or 1, got {qos}")
+        env = data if isinstance(data, Envelope) else self._factory.make(kind, data, correlation_id=correlation_id)
+        out = _Out(env, encode(env, max_size=self.settings.max_payload), qos, retain)
+        await self._outbox.put(topic, out, control=control)
+        return env
+
+    async def request(self, topic: str, data: Any = None, *, timeout: float | None = None, qos: int = 1) -> Envelope:
+        """Send a ``request`` envelope and wait for the reply envelope (see ``respond``).
+
+        Raises ``RequestTimeout`` after ``timeout`` (default ``settings.request_timeout``) and
+        ``RequestFailed`` if the responder's handler raised.
+        """
+        self._check_open()
+        correlation_id = uuid.uuid4().hex
+        future: asyncio.Future[Envelope] = asyncio.get_running_loop().create_future()
+        self._pending[correlation_id] = future
+        timeout = self.settings.request_timeout if timeout is None else timeout
+        try:
+            await self.publish(topic, data, kind="request", qos=qos, correlation_id=correlation_id)
+            reply = await asyncio.wait_for(future, timeout)
+        except asyncio.TimeoutError:
+            raise RequestTimeout(f"no reply on {topic} within {timeout}s (correlation_id {correlation_id})") from None
+        finally:
+            self._pending.pop(correlation_id, None)
+        if reply.kind == REPLY_ERROR_KIND:
+            raise RequestFailed(f"{topic}: {reply.data}")
+        return reply
+
+    # -- subscribing -------------------------------------------------------------------
+
+    async def subscribe(self, pattern: str, handler: Handler, *, qos: int | None = None, name: str | None = None) -> Subscription:
+        """Call ``handler`` for each message matching ``pattern`` (``+``/``#`` wildcards).
+
+        Several handlers may share a pattern; one with the same ``name`` (default: the
+        handler's qualified name) replaces the old one. When connected, returns after the
+        broker acknowledged the subscription; otherwise it is made on connect.
+        """
+        validate_filter(pattern)
+        qos = self.settings.default_qos if qos is None else qos
+        name = name or f"{getattr(handler, '__module__', '')}.{getattr(handler, '__qualname__', repr(handler))}"
+        sub = Subscription(pattern, name, qos)
+        new_pattern = pattern not in self._subs
+        self._subs.setdefault(pattern, {})[name] = (sub, handler)
+        link = self._link
+        if new_pattern and link is not None:
+            await self._subscribe_on(link, [(pattern, qos)])
+        return sub
+
+    async def respond(self, pattern: str, handler: Handler, *, name: str | None = None) -> Subscription:
+        """Serve requests on ``pattern``: ``handler``'s return value is sent back as the reply;
+        if it raises, the requester gets ``RequestFailed``."""
+
+        async def serve(msg: Message) -> None:
+            req = msg.envelope
+            try:
+                result = handler(msg)
+                if inspect.isawaitable(result):
+                    result = await result
+            except Exception as exc:
+                await self._reply(req, REPLY_ERROR_KIND, f"{type(exc).__name__}: {exc}")
+                raise
+            await self._reply(req, REPLY_KIND, result)
+
+        name = name or f"respond:{getattr(handler, '__qualname__', repr(handler))}"
+        return await self.subscribe(pattern, serve, name=name)
+
+    async def unsubscribe(self, sub: Subscription) -> None:
+        handlers = self._subs.get(sub.pattern, {})
+        handlers.pop(sub.name, None)
+        if not handlers and sub.pattern in self._subs:
+            del self._subs[sub.pattern]
+            if self._link is not None:
+                await self._link.unsubscribe([sub.pattern])
+
+    # -- health ------------------------------------------------------------------------
+
+    def health(self) -> Health:
+        now = self._loop.time() if self._loop else 0.0
+        connected = self.connected
+        status = "down" if not connected else ("degraded" if self._last_error and now - self._last_error.at < 60 else "ok")
+        return Health(
+            client_id=self.client_id,
+            status=status,
+            state=self._state,
+            connected=connected,
+            uptime=now - self._started_at if self._loop else 0.0,
+            outbound_depth=len(self._outbox) + (1 if self._sending else 0),
+            inbound_depth=len(self._inbox),
+            last_error=self._last_error,
+            **self._counts,
+        )
+
+    # -- connection manager --------------------------------------------------------------
+
+    async def _run(self) -> None:
+        assert self._loop is not None
+        attempt = 0
+        lost_at: float | None = None
+        # Keeps reconnecting while stopping too, so queued messages can still drain.
+        while True:
+            attempt += 1
+            if lost_at is not None or attempt > 1:
+                await asyncio.sleep(self._backoff.delay(attempt))
+            if not self._stopping:
+                self._set_state("connecting" if lost_at is None else "reconnecting")
+            link = Link(
+                self.settings,
+                will_topic=self.availability_topic,
+                will_payload=encode(self._availability("offline")),
+            )
+            try:
+                await link.open()
+            except asyncio.CancelledError:
+                link.abort()
+                raise
+            except Exception as exc:
+                link.abort()
+                self._fail("connect", exc)
+                continue
+            self._emit(Connected, url=self.settings.address, attempt=attempt)
+            try:
+                await self._on_open(link)
+            except asyncio.CancelledError:
+                link.abort()
+                raise
+            except Exception as exc:
+                link.abort()
+                self._fail("connect", exc)
+                self._emit(Disconnected, reason=f"setup failed: {type(exc).__name__}: {exc}")
+                continue
+            if lost_at is not None:
+                self._counts["reconnects"] += 1
+                self._emit(Reconnected, attempts=attempt, downtime=self._loop.time() - lost_at)
+            attempt = 0
+            if not self._stopping:
+                self._receiver = asyncio.create_task(self._receive_loop(link), name=f"bus-{self.client_id}-receive")
+            await self._set_link(link)
+            if not self._stopping:
+                self._set_state("connected")
+            await link.closed()
+            lost_at = self._loop.time()
+            await self._set_link(None)
+            if self._receiver is not None:
+                self._receiver.cancel()
+            if not self._stopping:
+                self._emit(Disconnected, reason="connection lost")
+                self._set_state("reconnecting")
+
+    async def _on_open(self, link: Link) -> None:
+        filters = [(p, max(sub.qos for sub, _ in hs.values())) for p, hs in self._subs.items()]
+        await self._subscribe_on(link, [*filters, (self.reply_topic, 1)])
+        online = self._availability("online")
+        payload = encode(online)
+        await link.publish(self.availability_topic, payload, 1, True)
+        self._published(self.availability_topic, _Out(online, payload, 1, True))
+
+    async def _subscribe_on(self, link: Link, filters: list[tuple[str, int]]) -> None:
+        try:
+            codes = await asyncio.wait_for(link.subscribe(filters), self.settings.connect_timeout)
+        except LinkClosed:
+            return  # subscribed again on reconnect
+        for (pattern, _), code in zip(filters, codes, strict=False):
+            if code == 0x80:
+                self._fail("subscribe", PermissionError(f"broker refused subscription to {pattern!r}"), topic=pattern)
+
+    async def _set_link(self, link: Link | None) -> None:
+        assert self._connected is not None
+        self._link = link
+        if link is None:
+            self._connected.clear()
+        else:
+            self._connected.set()
+        self._link_changed.fire()
+
+    # -- receiving -----------------------------------------------------------------------
+
+    async def _receive_loop(self, link: Link) -> None:
+        while (msg := await link.receive()) is not None:
+            await self._on_message(msg.topic, bytes(msg.data), msg.qos or 0, bool(msg.retain))
+
+    async def _on_message(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
+        assert self._loop is not None
+        try:
+            env = decode(payload, max_size=self.settings.max_payload)
+        except EnvelopeError as exc:
+            self._fail("decode", exc, topic=topic)
+            self._drop("in", topic, "invalid", None)
+            return
+        if self._dedup.seen(env.id, self._loop.time()):
+            self._drop("in", topic, "duplicate", env.id)
+            return
+        future = self._pending.get(env.correlation_id or "") if env.kind in (REPLY_KIND, REPLY_ERROR_KIND) else None
+        if future is not None:
+            # Replies skip the inbound queue: a handler awaiting request() must not wait
+            # behind itself.
+            self._delivered(Message(topic, env, qos, retain), 0)
+            if not future.done():
+                future.set_result(env)
+            return
+        await self._inbox.put(topic, Message(topic, env, qos, retain))
+
+    async def _dispatch_loop(self) -> None:
+        while True:
+            topic, msg = await self._inbox.get()
+            self._dispatching = True
+            try:
+                handlers = [h for p, hs in list(self._subs.items()) if matches(p, topic) for _, h in list(hs.values())]
+                self._delivered(msg, len(handlers))
+                for handler in handlers:
+                    await self._call(handler, msg)
+            finally:
+                self._dispatching = False
+                self._progress.fire()
+
+    async def _call(self, handler: Handler, msg: Message) -> None:
+        try:
+            result = handler(msg)
+            if inspect.isawaitable(result):
+                await result
+        except Exception as exc:
+            name = getattr(handler, "__qualname__", repr(handler))
+            _log.exception("handler %s failed on %s (envelope %s)", name, msg.topic, msg.envelope.id)
+            self._fail("handler", exc, topic=msg.topic)
+            report = {
+                "topic": msg.topic,
+                "envelope_id": msg.envelope.id,
+                "handler": name,
+                "error": type(exc).__name__,
+                "message": str(exc),
+            }
+            self._enqueue_nowait(self.error_topic, self._factory.make("error", report))
+
+    async def _reply(self, req: Envelope, kind: str, data: Any) -> None:
+        if req.correlation_id is None:
+            return
+        topic = self.settings.topic("reply", req.source)
+        await self.publish(topic, data, kind=kind, correlation_id=req.correlation_id)
+
+    # -- sending -------------------------------------------------------------------------
+
+    async def _send_loop(self) -> None:
+        while True:
+            topic, out = await self._outbox.get()
+            self._sending = (topic, out)
+            link: Link | None = None
+            while True:
+                await self._link_changed.wait_for(lambda: self._link is not None and self._link is not link)
+                link = self._link
+                assert link is not None
+                try:
+                    await link.publish(topic, out.payload, out.qos, out.retain)
+                except LinkClosed:
+                    continue  # wait for the next connection and send it again
+                except Exception as exc:
+                    self._fail("publish", exc, topic=topic)
+                    self._drop("out", topic, "error", out.envelope.id)
+                    break
+                self._published(topic, out)
+                break
+            self._sending = None
+            self._progress.fire()
+
+    def _enqueue_nowait(self, topic: str, env: Envelope, *, retain: bool = False, control: bool | None = None) -> None:
+        """Queue a message of the client's own without waiting (errors, availability)."""
+        out = _Out(env, encode(env, max_size=self.settings.max_payload), 1, retain)
+        if self._outbox.put_nowait(topic, out, control=control) is None:
+            # Full under a 'block' rule the user set for this topic: never wait here.
+            if control:
+                self._outbox.push_front(topic, out, control=control)
+            else:
+                self._drop("out", topic, "overflow", env.id)
+
+    # -- heartbeat -----------------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_interval)
+            if self.connected and not self._stopping:
+                await self.publish(self.health_topic, self.health().model_dump(mode="json"), kind="health", qos=0, control=True)
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _availability(self, status: str) -> Envelope:
+        return self._factory.make("availability", {"status": status})
+
+    def _merge_out(self, policy: OverflowPolicy, old: _Out, new: _Out) -> _Out:
+        assert policy.merge is not None
+        env = policy.merge(old.envelope, new.envelope)
+        return _Out(env, encode(env, max_size=self.settings.max_payload), new.qos, new.retain or old.retain)
+
+    @staticmethod
+    def _merge_in(policy: OverflowPolicy, old: Message, new: Message) -> Message:
+        assert policy.merge is not None
+        return Message(new.topic, policy.merge(old.envelope, new.envelope), new.qos, new.retain)
+
+    def _idle(self) -> bool:
+        return not (len(self._outbox) or self._sending or len(self._inbox) or self._dispatching)
+
+    def _check_open(self) -> None:
+        if self._stopping or self._state == "stopped":
+            raise BusClosed(f"client {self.client_id} is {self._state}; make a new BusClient")
+        if self._state == "new":
+            raise BusClosed(f"client {self.client_id} is not started; use 'async with BusClient(...)' or await start()")
+
+    async def _cancel_tasks(self) -> None:
+        tasks = [t for t in [*self._tasks, self._receiver] if t is not None]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks = []
+        self._receiver = None
+
+    def _finish(self) -> None:
+        if self._sending is not None:
+            topic, out = self._sending
+            self._drop("out", topic, "shutdown", out.envelope.id)
+            self._sending = None
+        for topic, out in self._outbox.queue.drain():
+            self._drop("out", topic, "shutdown", out.envelope.id)
+        for topic, msg in self._inbox.queue.drain():
+            self._drop("in", topic, "shutdown", msg.envelope.id)
+        for future in self._pending.values():
+            future.cancel()
+        self._link = None
+        if self._connected is not None:
+            self._connected.clear()
+        self._set_state("stopped")
+
+    def _set_state(self, new: str) -> None:
+        if new != self._state:
+            old, self._state = self._state, new
+            self._emit(StateChanged, old=old, new=new)
+
+    def _published(self, topic: str, out: _Out) -> None:
+        self._counts["published"] += 1
+        env = out.envelope
+        self._emit(
+            Published,
+            topic=topic,
+            qos=out.qos,
+            retain=out.retain,
+            id=env.id,
+            source=env.source,
+            seq=env.seq,
+            kind=env.kind,
+            size=len(out.payload),
+        )
+
+    def _delivered(self, msg: Message, handlers: int) -> None:
+        self._counts["delivered"] += 1
+        env = msg.envelope
+        self._emit(
+            Delivered,
+            topic=msg.topic,
+            qos=msg.qos,
+            retain=msg.retain,
+            id=env.id,
+            source=env.source,
+            seq=env.seq,
+            kind=env.kind,
+            handlers=handlers,
+        )
+
+    def _evicted(self, direction: str, ev: Evicted[Any]) -> None:
+        env = ev.value.envelope
+        self._drop(direction, ev.topic, ev.reason, env.id)
+
+    def _drop(self, direction: str, topic: str, reason: str, envelope_id: str | None) -> None:
+        self._counts["dropped"] += 1
+        self._emit(Dropped, direction=direction, topic=topic, reason=reason, id=envelope_id)
+
+    def _fail(self, where: str, exc: BaseException, *, topic: str | None = None) -> None:
+        self._counts["errors"] += 1
+        now = self._loop.time() if self._loop else 0.0
+        self._last_error = LastError(where=where, error=type(exc).__name__, message=str(exc), at=now)
+        self._emit(Failed, where=where, error=type(exc).__name__, message=str(exc), topic=topic)
+
+    def _emit(self, cls: type[Event], **fields: Any) -> None:
+        event = cls(client=self.client_id, at=self._loop.time() if self._loop else 0.0, **fields)
+        try:
+            self._observer(event)
+        except Exception:
+            _log.exception("observer failed on %s event; the bus carries on", event.name)

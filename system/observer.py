@@ -1,0 +1,178 @@
+"""The observer hook: what the bus does, reported as small immutable events.
+
+An observer is any callable taking one ``Event``. The bus calls it synchronously, on the
+event loop, for every event; an observer that raises is logged and otherwise ignored, so
+it can never break the bus. The event classes and their fields are a stable contract (the
+harness records them): ``to_dict()`` gives a JSON-serialisable dict whose ``"event"`` key
+is the class's ``name``.
+
+``at`` is the event loop's clock (``loop.time()``), so it is virtual time in a simulation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from prometheus_client import CollectorRegistry, Counter
+
+__all__ = [
+    "Connected",
+    "Delivered",
+    "Disconnected",
+    "Dropped",
+    "Event",
+    "Failed",
+    "LoggingObserver",
+    "Observer",
+    "Published",
+    "Reconnected",
+    "StateChanged",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Common fields: ``client`` is the reporting client's id, ``at`` the loop time."""
+
+    name: ClassVar[str] = "event"
+    client: str
+    at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"event": self.name, **dataclasses.asdict(self)}
+
+
+@dataclass(frozen=True, slots=True)
+class Published(Event):
+    """A message was handed to the broker (for QoS 1: the broker acknowledged it)."""
+
+    name: ClassVar[str] = "publish"
+    topic: str
+    qos: int
+    retain: bool
+    id: str
+    source: str
+    seq: int
+    kind: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered(Event):
+    """A message arrived, passed dedup and was dispatched to its handlers."""
+
+    name: ClassVar[str] = "deliver"
+    topic: str
+    qos: int
+    retain: bool
+    id: str
+    source: str
+    seq: int
+    kind: str
+    handlers: int
+
+
+@dataclass(frozen=True, slots=True)
+class Connected(Event):
+    """A connection to the broker is up (``attempt`` counts tries since the last loss, from 1)."""
+
+    name: ClassVar[str] = "connect"
+    url: str
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnected(Event):
+    """The connection went away; ``reason`` is a short human string."""
+
+    name: ClassVar[str] = "disconnect"
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reconnected(Event):
+    """Connected again after a loss: ``attempts`` tries, ``downtime`` loop-seconds away."""
+
+    name: ClassVar[str] = "reconnect"
+    attempts: int
+    downtime: float
+
+
+@dataclass(frozen=True, slots=True)
+class Dropped(Event):
+    """A message was discarded.
+
+    ``direction`` is ``"out"`` or ``"in"``; ``reason`` one of ``overflow`` (``drop`` policy,
+    queue full), ``superseded`` (``latest`` policy evicted it), ``coalesced`` (merged into
+    another), ``duplicate`` (dedup), ``invalid`` (not an envelope), ``shutdown`` (left
+    when the client stopped).
+    """
+
+    name: ClassVar[str] = "drop"
+    direction: str
+    topic: str
+    reason: str
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Failed(Event):
+    """Something went wrong and was contained: ``where`` is ``handler``, ``connect``,
+    ``publish``, ``subscribe``, ``decode`` or ``observer``."""
+
+    name: ClassVar[str] = "error"
+    where: str
+    error: str
+    message: str
+    topic: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged(Event):
+    """The client's state machine moved: ``new``, ``connecting``, ``connected``,
+    ``reconnecting``, ``stopping``, ``stopped``."""
+
+    name: ClassVar[str] = "state"
+    old: str
+    new: str
+
+
+@runtime_checkable
+class Observer(Protocol):
+    """Receives every event. Must be quick and must not block: it runs on the event loop."""
+
+    def __call__(self, event: Event) -> None: ...
+
+
+_LEVELS = {"error": logging.WARNING, "disconnect": logging.WARNING, "drop": logging.DEBUG}
+
+
+class LoggingObserver:
+    """Production default: logs each event and counts it as Prometheus metrics.
+
+    Metrics (all counters, labelled by ``client``): ``squall_bus_events_total{event}``,
+    ``squall_bus_dropped_total{direction,reason}``, ``squall_bus_errors_total{where}``.
+    Pass ``registry`` to expose them; by default they live in a private registry.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None, logger: logging.Logger | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.logger = logger or logging.getLogger("system.bus")
+        self.events = Counter("squall_bus_events", "Bus events by type", ["client", "event"], registry=self.registry)
+        self.dropped = Counter(
+            "squall_bus_dropped", "Messages discarded", ["client", "direction", "reason"], registry=self.registry
+        )
+        self.errors = Counter("squall_bus_errors", "Contained failures", ["client", "where"], registry=self.registry)
+
+    def __call__(self, event: Event) -> None:
+        self.events.labels(event.client, event.name).inc()
+        if isinstance(event, Dropped):
+            self.dropped.labels(event.client, event.direction, event.reason).inc()
+        elif isinstance(event, Failed):
+            self.errors.labels(event.client, event.where).inc()
+        level = _LEVELS.get(event.name, logging.DEBUG if event.name in ("publish", "deliver") else logging.INFO)
+        if self.logger.isEnabledFor(level):
+            self.logger.log(level, "%s %s", event.name, event.to_dict())
