@@ -1,0 +1,283 @@
+"""An asyncio event loop whose clock is a simpy Environment.
+
+What is virtual: ``loop.time()`` is ``env.now``; the selector never waits on the OS but
+advances the environment (all simpy events due at the current instant in one go; when
+nothing is ready it jumps the clock to the next simpy event or asyncio timer, whichever is
+first). TCP (``create_connection``, ``create_server`` and so ``asyncio.open_connection`` /
+``asyncio.start_server``) goes over the simulated network. ``run_in_executor`` and
+``asyncio.to_thread`` run the function inline in zero virtual time.
+
+What is refused, each with a message naming the way out: raw sockets, fd watchers,
+subprocesses, UDP, Unix sockets, TLS, signal handlers.
+
+When nothing at all is scheduled while a task still waits, that is a deadlock: the loop
+raises `sim.errors.Deadlock` naming every waiting task and where it waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import socket
+from asyncio import events
+from heapq import heapify, heappop, heappush
+from typing import TYPE_CHECKING, Any, Callable
+
+from sim._network import _RefusedUnsupported
+from sim.errors import Deadlock
+
+if TYPE_CHECKING:
+    from sim._world import World
+
+log = logging.getLogger("sim.loop")
+_INF = float("inf")
+
+
+class _Selector:
+    """Stands where the OS selector would: advancing virtual time is our only I/O."""
+
+    def __init__(self, loop: "SimLoop") -> None:
+        self._loop = loop
+        self._env = loop._world.env
+
+    def select(self, timeout: float | None) -> list[Any]:
+        env = self._env
+        queue = env._queue
+        now = env._now
+        ready = self._loop._ready
+        # Everything due now, in one go: this is where the spike of this design lost its time.
+        while queue and queue[0][0] <= now:
+            self._step(queue)
+        if ready or timeout == 0:
+            return []
+        if timeout is None:
+            deadline = _INF
+        else:
+            scheduled = self._loop._scheduled
+            deadline = scheduled[0]._when if scheduled and timeout < 86400 else now + timeout
+        while True:
+            if not queue:
+                if deadline == _INF:
+                    raise self._loop._deadlock()
+                env._now = deadline
+                return []
+            t = queue[0][0]
+            if t > deadline:
+                env._now = deadline
+                return []
+            while queue and queue[0][0] <= t:
+                self._step(queue)
+            if ready:
+                return []
+
+    def _step(self, queue: list[Any]) -> None:
+        env = self._env
+        env._now, _, _, event = heappop(queue)
+        callbacks, event.callbacks = event.callbacks, None
+        for callback in callbacks:
+            callback(event)
+        if not event._ok and not hasattr(event, "_defused"):
+            exc = type(event._value)(*event._value.args)
+            exc.__cause__ = event._value
+            raise exc
+
+    def close(self) -> None:
+        pass
+
+
+class _Handle(events.Handle):
+    """asyncio's Handle minus the debug bookkeeping: it is created once per callback."""
+
+    __slots__ = ()
+
+    def __init__(self, callback: Callable[..., Any], args: tuple[Any, ...], loop: Any, context: Any = None) -> None:
+        self._callback = callback
+        self._args = args
+        self._loop = loop
+        self._cancelled = False
+        self._repr = None
+        self._source_traceback = None
+        self._context = contextvars.copy_context() if context is None else context
+
+
+class _TimerHandle(events.TimerHandle):
+    __slots__ = ()
+
+    def __init__(self, when: float, callback: Callable[..., Any], args: tuple[Any, ...], loop: Any, context: Any = None) -> None:
+        self._callback = callback
+        self._args = args
+        self._loop = loop
+        self._cancelled = False
+        self._repr = None
+        self._source_traceback = None
+        self._context = contextvars.copy_context() if context is None else context
+        self._when = when
+        self._scheduled = False
+
+
+class SimLoop(asyncio.BaseEventLoop):
+    """The event loop of one simulated world; see the module docstring for its semantics."""
+
+    def __init__(self, world: "World") -> None:
+        super().__init__()
+        self._world = world
+        self._selector = _Selector(self)
+        self._clock_resolution = 1e-9
+
+    # -- time -----------------------------------------------------------------------------
+    def time(self) -> float:
+        return self._world.env._now
+
+    def _process_events(self, event_list: list[Any]) -> None:
+        pass
+
+    # -- the hot path: asyncio's own logic, minus what only matters on a real OS ------------
+    def call_soon(self, callback: Callable[..., Any], *args: Any, context: Any = None) -> events.Handle:
+        handle = _Handle(callback, args, self, context)
+        self._ready.append(handle)
+        return handle
+
+    def call_at(self, when: float, callback: Callable[..., Any], *args: Any, context: Any = None) -> events.TimerHandle:
+        timer = _TimerHandle(when, callback, args, self, context)
+        heappush(self._scheduled, timer)
+        timer._scheduled = True
+        return timer
+
+    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any, context: Any = None) -> events.TimerHandle:
+        return self.call_at(self._world.env._now + delay, callback, *args, context=context)
+
+    def _run_once(self) -> None:
+        ready = self._ready
+        scheduled = self._scheduled
+        if self._timer_cancelled_count > 64 and self._timer_cancelled_count * 2 > len(scheduled):
+            live = []
+            for timer in scheduled:
+                if timer._cancelled:
+                    timer._scheduled = False
+                else:
+                    live.append(timer)
+            heapify(live)
+            self._scheduled = scheduled = live
+            self._timer_cancelled_count = 0
+        while scheduled and scheduled[0]._cancelled:
+            self._timer_cancelled_count -= 1
+            heappop(scheduled)._scheduled = False
+        if ready or self._stopping:
+            timeout: float | None = 0
+        elif scheduled:
+            timeout = max(0.0, scheduled[0]._when - self._world.env._now)
+        else:
+            timeout = None
+        self._selector.select(timeout)
+        end = self._world.env._now + 1e-9
+        while scheduled and scheduled[0]._when < end:
+            timer = heappop(scheduled)
+            timer._scheduled = False
+            ready.append(timer)
+        popleft = ready.popleft
+        for _ in range(len(ready)):
+            handle = popleft()
+            if handle._cancelled:
+                continue
+            try:
+                handle._context.run(handle._callback, *handle._args)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:  # noqa: BLE001 - as asyncio's Handle._run does
+                self.call_exception_handler({"message": f"Exception in callback {handle._callback!r}", "exception": exc, "handle": handle})
+
+    def _write_to_self(self) -> None:
+        pass
+
+    # -- tasks belong to hosts ------------------------------------------------------------
+    def create_task(self, coro: Any, *, name: str | None = None, context: Any = None) -> asyncio.Task[Any]:
+        if self._task_factory is not None:
+            task = super().create_task(coro, name=name, context=context)
+        else:
+            task = asyncio.Task(coro, loop=self, name=name, context=context)
+        self._world._adopt(task, context)
+        return task
+
+    def call_exception_handler(self, context: dict[str, Any]) -> None:
+        self._world._record_error(context)
+
+    def _deadlock(self) -> Deadlock:
+        lines = []
+        for task in sorted(asyncio.all_tasks(self), key=lambda t: t.get_name()):
+            host = self._world._host_of(task)
+            stack = task.get_stack(limit=1)
+            where = f"{stack[0].f_code.co_filename}:{stack[0].f_lineno} in {stack[0].f_code.co_name}" if stack else "?"
+            lines.append(f"  {task.get_name()} on host {host!r}: waiting at {where}")
+        return Deadlock(
+            f"deadlock at virtual time {self.time():.6f}s: no event is scheduled and these tasks wait forever "
+            f"(seed {self._world.seed}):\n" + "\n".join(lines)
+        )
+
+    # -- network ----------------------------------------------------------------------------
+    async def create_connection(self, protocol_factory: Callable[[], asyncio.BaseProtocol], host: str | None = None, port: int | None = None, *, ssl: Any = None, sock: Any = None, **_ignored: Any) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
+        if ssl:
+            raise _RefusedUnsupported.error("tls", "create_connection(ssl=...)")
+        if sock is not None:
+            raise _RefusedUnsupported.error("sock", "create_connection(sock=...)")
+        here = self._world._current_host("create_connection")
+        return await self._world.net.connect(here, protocol_factory, host, port)
+
+    async def create_server(self, protocol_factory: Callable[[], asyncio.BaseProtocol], host: Any = None, port: int | None = None, *, ssl: Any = None, sock: Any = None, start_serving: bool = True, **_ignored: Any) -> asyncio.AbstractServer:
+        if ssl:
+            raise _RefusedUnsupported.error("tls", "create_server(ssl=...)")
+        if sock is not None:
+            raise _RefusedUnsupported.error("sock", "create_server(sock=...)")
+        here = self._world._current_host("create_server")
+        return self._world.net.listen(here, port, protocol_factory, start_serving)
+
+    async def getaddrinfo(self, host: Any, port: Any, *, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0) -> list[Any]:
+        here = self._world._current_host("getaddrinfo")
+        target = self._world.net.resolve(host, here)
+        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (target.name, port))]
+
+    async def getnameinfo(self, sockaddr: Any, flags: int = 0) -> tuple[str, str]:
+        return (str(sockaddr[0]), str(sockaddr[1]))
+
+    # -- executor: inline, zero virtual time -------------------------------------------------
+    def run_in_executor(self, executor: Any, func: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+        fut = self.create_future()
+        try:
+            fut.set_result(func(*args))
+        except BaseException as exc:  # noqa: BLE001 - the future carries it to the awaiter
+            fut.set_exception(exc)
+        return fut
+
+    def set_default_executor(self, executor: Any) -> None:
+        pass
+
+    # -- refused, each with the way out -------------------------------------------------------
+    def _refuse(feature: str, what: str) -> Callable[..., Any]:  # type: ignore[misc]
+        def refused(self: "SimLoop", *args: Any, **kwargs: Any) -> Any:
+            raise _RefusedUnsupported.error(feature, what)
+
+        refused.__name__ = what
+        return refused
+
+    add_reader = _refuse("reader", "loop.add_reader()")
+    add_writer = _refuse("reader", "loop.add_writer()")
+    remove_reader = _refuse("reader", "loop.remove_reader()")
+    remove_writer = _refuse("reader", "loop.remove_writer()")
+    sock_recv = _refuse("sock", "loop.sock_recv()")
+    sock_recv_into = _refuse("sock", "loop.sock_recv_into()")
+    sock_sendall = _refuse("sock", "loop.sock_sendall()")
+    sock_connect = _refuse("sock", "loop.sock_connect()")
+    sock_accept = _refuse("sock", "loop.sock_accept()")
+    sock_sendfile = _refuse("sock", "loop.sock_sendfile()")
+    connect_accepted_socket = _refuse("sock", "loop.connect_accepted_socket()")
+    subprocess_exec = _refuse("subprocess", "loop.subprocess_exec()")
+    subprocess_shell = _refuse("subprocess", "loop.subprocess_shell()")
+    create_datagram_endpoint = _refuse("datagram", "loop.create_datagram_endpoint()")
+    create_unix_connection = _refuse("unix", "loop.create_unix_connection()")
+    create_unix_server = _refuse("unix", "loop.create_unix_server()")
+    start_tls = _refuse("tls", "loop.start_tls()")
+    add_signal_handler = _refuse("signal", "loop.add_signal_handler()")
+    del _refuse
+
+    def remove_signal_handler(self, sig: int) -> bool:
+        return False

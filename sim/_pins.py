@@ -1,0 +1,72 @@
+"""Pin what could differ between two runs of one seed, only while a run is active.
+
+- Wall clock (``time.time``, ``time.time_ns``, ``datetime.now``, ``date.today``, ...):
+  time-machine patches them at the C level; our traveller answers with the world's epoch
+  plus virtual now, plus the skew of the host the calling code runs on.
+- ``random``'s module-level functions, and any ``random.Random()`` made without a seed
+  during the run, draw from the run's seed.
+- ``os.urandom`` and so ``uuid.uuid4``, ``secrets`` and ``random.SystemRandom`` draw from the
+  run's seed.
+
+Not pinned: ``time.monotonic`` and ``time.perf_counter`` (code that measures durations
+should use ``loop.time()``, which is virtual), and hash randomisation (set
+PYTHONHASHSEED to compare runs across processes; squall's own trace never depends on it).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Iterator
+
+import time_machine
+
+if TYPE_CHECKING:
+    from sim._world import World
+
+
+class _VirtualTraveller(time_machine.Traveller):
+    def __init__(self, world: "World") -> None:
+        super().__init__(world.epoch_ns, None, False)
+        self._world = world
+
+    def time_ns(self) -> int:
+        world = self._world
+        host = world._host_var.get(None)
+        skew = host.clock_offset(world.env._now) if host is not None else 0.0
+        return world.epoch_ns + int(round((world.env._now + skew) * 1e9))
+
+
+@contextmanager
+def pinned(world: "World") -> Iterator[None]:
+    urandom_rng = world.streams("pins.urandom")
+    seeds = world.streams("pins.random")
+
+    def urandom(n: int) -> bytes:
+        return urandom_rng.randbytes(n)
+
+    original_seed = random.Random.seed
+
+    def seed(self: random.Random, a: object = None, version: int = 2) -> None:
+        if a is None:
+            a = seeds.getrandbits(64)
+        original_seed(self, a, version)  # type: ignore[arg-type]
+
+    saved_state = random.getstate()
+    saved_urandom, saved_random_urandom = os.urandom, random._urandom  # type: ignore[attr-defined]
+    travel = time_machine.travel(world.epoch_ns / 1e9, tick=False)
+    travel.start()
+    time_machine.traveller_stack[-1] = _VirtualTraveller(world)
+    try:
+        random.seed(seeds.getrandbits(64))
+        random.Random.seed = seed  # type: ignore[method-assign]
+        os.urandom = urandom
+        random._urandom = urandom  # type: ignore[attr-defined]
+        yield
+    finally:
+        os.urandom = saved_urandom
+        random._urandom = saved_random_urandom  # type: ignore[attr-defined]
+        random.Random.seed = original_seed  # type: ignore[method-assign]
+        random.setstate(saved_state)
+        travel.stop()

@@ -1,0 +1,281 @@
+"""The simulated world: named hosts on one virtual clock, and the verbs that run it.
+
+    world = World(seed=1)
+    world.host("broker").spawn(run_broker)
+    result = world.run(main=client, until=60)
+    result.trace_hash, result.now, result.value
+
+Code runs *on* a host: a contextvar set when a task is spawned there, inherited by its
+child tasks. A host listens on its own name and reaches others by name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import time
+import weakref
+from asyncio import events
+from dataclasses import dataclass, field
+from heapq import heappush
+from typing import Any, Awaitable, Callable
+
+import simpy
+
+from sim._links import Links
+from sim._loop import SimLoop
+from sim._network import Network
+from sim._pins import pinned
+from sim._rng import Streams
+from sim._trace import Trace
+from sim.errors import SimulationError
+
+log = logging.getLogger("sim.world")
+CoroFn = Callable[..., Awaitable[Any]]
+DEFAULT_EPOCH = 1_767_225_600  # 2026-01-01T00:00:00Z: wall clocks in a run start here
+
+
+class _Call:
+    """A simpy event that calls a function: the cheapest thing simpy's queue can hold."""
+
+    __slots__ = ("callbacks", "_ok")
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        self.callbacks = [lambda _ev: fn(*args)]
+        self._ok = True
+
+
+@dataclass
+class RunResult:
+    """What ``World.run`` returns."""
+
+    trace_hash: str
+    now: float
+    value: Any = None
+    completed: bool = True  # main returned (False when `until` came first)
+    wall_seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+    trace: Trace | None = None
+
+    @property
+    def compression(self) -> float:
+        """Virtual seconds per wall second."""
+        return self.now / self.wall_seconds if self.wall_seconds else float("inf")
+
+
+class Host:
+    """A named machine in the world. Get one with ``world.host(name)``."""
+
+    def __init__(self, world: "World", name: str) -> None:
+        self.world = world
+        self.name = name
+        self.up = True
+        self.context = contextvars.Context()
+        self.context.run(world._host_var.set, self)
+        self._spawned: dict[asyncio.Task[Any], None] = {}
+        self._tasks: weakref.WeakValueDictionary[int, asyncio.Task[Any]] = weakref.WeakValueDictionary()
+        self._entries: list[tuple[CoroFn, tuple[Any, ...]]] = []
+        self._listeners: list[Any] = []
+        self.skew = 0.0  # seconds added to wall-clock reads on this host
+        self.drift = 0.0  # seconds of skew gained per virtual second
+
+    def clock_offset(self, now: float) -> float:
+        return self.skew + self.drift * now
+
+    def spawn(self, coro_fn: CoroFn, *args: Any, name: str | None = None) -> asyncio.Task[Any] | None:
+        """Run ``coro_fn(*args)`` on this host; it is also the host's entry point on restart.
+
+        Before ``world.run`` starts, the task is created when the run starts (returns None).
+        """
+        self._entries.append((coro_fn, args))
+        return self._start(coro_fn, args, name)
+
+    def _start(self, coro_fn: CoroFn, args: tuple[Any, ...], name: str | None = None) -> asyncio.Task[Any] | None:
+        loop = self.world.loop
+        if not self.world._running:
+            self.world._pending.append((self, coro_fn, args, name))
+            return None
+        if not self.up:
+            raise SimulationError(f"host {self.name!r} is down: restart it before spawning on it")
+        task_name = name or f"{self.name}:{getattr(coro_fn, '__name__', 'task')}"
+        ctx = self.context.copy()
+        task = loop.create_task(ctx.run(coro_fn, *args), name=task_name, context=ctx)
+        self.world._watch(task, self)
+        return task
+
+    @property
+    def tasks(self) -> list[asyncio.Task[Any]]:
+        return [t for _, t in sorted(self._tasks.items()) if not t.done()]
+
+    def __repr__(self) -> str:
+        return f"<Host {self.name} {'up' if self.up else 'down'}>"
+
+
+class World:
+    """A deterministic world of hosts on a simpy clock. Same seed, same run, byte for byte."""
+
+    def __init__(
+        self,
+        seed: int = 0,
+        *,
+        latency: float = 0.0005,
+        jitter: float = 0.0002,
+        local_latency: float = 0.00002,
+        connect_timeout: float = 60.0,
+        tick: float = 0.0005,
+        trace: bool = True,
+        trace_bytes: bool = True,
+        epoch: float = DEFAULT_EPOCH,
+    ) -> None:
+        self.seed = int(seed)
+        self.env = simpy.Environment()
+        self.streams = Streams(self.seed)
+        self.trace = Trace(keep=trace)
+        self.epoch_ns = int(epoch * 1e9)
+        self.hosts: dict[str, Host] = {}
+        self._host_var: contextvars.ContextVar[Host] = contextvars.ContextVar("sim_host")
+        self._pending: list[tuple[Host, CoroFn, tuple[Any, ...], str | None]] = []
+        self._running = False
+        self._ran = False
+        self._task_seq = 0
+        self.errors: list[str] = []
+        self.links = Links(self, latency, jitter, local_latency, connect_timeout, tick)
+        self.net = Network(self, latency, jitter)
+        self.net.trace_bytes = trace_bytes
+        self.loop = SimLoop(self)
+
+    # -- hosts --------------------------------------------------------------------------------
+    def host(self, name: str) -> Host:
+        """The host called ``name`` (created on first use)."""
+        host = self.hosts.get(name)
+        if host is None:
+            host = self.hosts[name] = Host(self, name)
+        return host
+
+    @property
+    def now(self) -> float:
+        return self.env._now
+
+    def current_host(self) -> Host | None:
+        """The host the calling code runs on (None outside any host)."""
+        return self._host_var.get(None)
+
+    def _current_host(self, what: str) -> Host:
+        host = self._host_var.get(None)
+        if host is None:
+            raise SimulationError(f"{what} called outside any host: run the code on one with world.host(name).spawn(...)")
+        return host
+
+    def _adopt(self, task: asyncio.Task[Any], context: contextvars.Context | None) -> None:
+        # Called for every task the loop creates. A weak set: a strong reference would keep
+        # finished tasks alive until pruned, and the garbage collector's extra passes over
+        # them cost a quarter of the burst benchmark.
+        host = context.get(self._host_var) if context is not None else self._host_var.get(None)
+        if host is not None:
+            self._task_seq += 1
+            host._tasks[self._task_seq] = task  # keyed by creation order: crashes cancel deterministically
+
+    def _watch(self, task: asyncio.Task[Any], host: Host) -> None:
+        """Record a spawned task's failure in the trace and the run's errors."""
+
+        host._spawned[task] = None  # the host owns what it spawned, as a process table would
+
+        def done(t: asyncio.Task[Any]) -> None:
+            host._spawned.pop(t, None)
+            if t.cancelled() or t.exception() is None:
+                return
+            exc = t.exception()
+            self.trace.add(self.env._now, "task-error", 0, f"{host.name} {t.get_name()} {type(exc).__name__}")
+            self.errors.append(f"t={self.env._now:.6f} task {t.get_name()} on {host.name}: {type(exc).__name__}: {exc}")
+
+        task.add_done_callback(done)
+
+    def _host_of(self, task: asyncio.Task[Any]) -> str | None:
+        for host in self.hosts.values():
+            if task in host._tasks.values():
+                return host.name
+        return None
+
+    def _record_error(self, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        msg = context.get("message", "error")
+        text = f"t={self.env._now:.6f} {msg}" + (f": {type(exc).__name__}: {exc}" if exc else "")
+        self.errors.append(text)
+        log.debug("%s", text, exc_info=exc)
+
+    # -- scheduling ------------------------------------------------------------------------------
+    def after(self, delay: float, fn: Callable[..., Any], *args: Any) -> None:
+        """Call ``fn(*args)`` from the simulation kernel ``delay`` virtual seconds from now."""
+        env = self.env
+        heappush(env._queue, (env._now + delay, 1, next(env._eid), _Call(fn, args)))
+
+    # -- running -----------------------------------------------------------------------------------
+    def run(self, main: CoroFn | None = None, until: float | None = None) -> RunResult:
+        """Run until ``main`` (run on host "main") returns or ``until`` virtual seconds pass."""
+        if main is None and until is None:
+            raise SimulationError("world.run needs main (a coroutine function) or until (virtual seconds)")
+        if self._ran:
+            raise SimulationError("a World runs once: make a new World(seed) for another run")
+        self._ran = True
+        loop = self.loop
+        outer = events._get_running_loop()  # e.g. Jupyter's: we run synchronously inside it
+        events._set_running_loop(None)
+        old_loop = getattr(getattr(asyncio.get_event_loop_policy(), "_local", None), "_loop", None)
+        asyncio.set_event_loop(loop)
+        wall = time.perf_counter()
+        try:
+            with pinned(self):
+                try:
+                    value, completed = loop.run_until_complete(self._drive(main, until))
+                finally:
+                    self._teardown()
+        finally:
+            asyncio.set_event_loop(old_loop)
+            events._set_running_loop(outer)
+            loop.close()
+        return RunResult(
+            trace_hash=self.trace.hash,
+            now=self.env._now,
+            value=value,
+            completed=completed,
+            wall_seconds=time.perf_counter() - wall,
+            errors=list(self.errors),
+            trace=self.trace,
+        )
+
+    async def _drive(self, main: CoroFn | None, until: float | None) -> tuple[Any, bool]:
+        self._running = True
+        pending, self._pending = self._pending, []
+        for host, coro_fn, args, name in pending:
+            host._start(coro_fn, args, name)
+        if main is None:
+            await asyncio.sleep(until)  # type: ignore[arg-type]
+            return None, False
+        self.host("main")._entries.append((main, ()))
+        task = self.host("main")._start(main, ())
+        assert task is not None
+        if until is None:
+            return await task, True
+        done, _ = await asyncio.wait({task}, timeout=until)
+        if task in done:
+            return task.result(), True
+        task.cancel()
+        return None, False
+
+    def _teardown(self) -> None:
+        """Cancel what is still running, give it a virtual moment to clean up, then stop."""
+        loop = self.loop
+        tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            try:
+                loop.run_until_complete(asyncio.wait(tasks, timeout=5.0))
+            except SimulationError:
+                pass
+        try:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        except SimulationError:
+            pass
+        self._running = False
