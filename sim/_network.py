@@ -148,7 +148,7 @@ class Endpoint(asyncio.Transport):
             return
         self._paused = False
         if self._inbox or self._inbox_eof:
-            self.world.loop.call_soon(self._drain_inbox, context=self.host.context)
+            self.world.loop.call_soon(self._drain_inbox, context=self.host.context.copy())
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
         if high is None:
@@ -217,7 +217,7 @@ class Endpoint(asyncio.Transport):
         self._inbox.clear()
         self.world.net.forget(self)
         if self.protocol is not None and not self._dead:
-            self.world.loop.call_soon(self.protocol.connection_lost, exc, context=self.host.context)
+            self.world.loop.call_soon(self.protocol.connection_lost, exc, context=self.host.context.copy())
 
     def _maybe_pause_writing(self) -> None:
         size = self._unacked - RECEIVE_WINDOW
@@ -230,7 +230,7 @@ class Endpoint(asyncio.Transport):
 
     def _call_protocol(self, method: str, *args: Any) -> Any:
         try:
-            return self.host.context.run(getattr(self.protocol, method), *args)
+            return self.host.call(getattr(self.protocol, method), *args)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:  # a protocol bug must not take the whole world down
@@ -248,7 +248,7 @@ class Endpoint(asyncio.Transport):
     def _consume(self, data: bytes) -> None:
         protocol = self.protocol
         if isinstance(protocol, asyncio.BufferedProtocol):
-            self.host.context.run(asyncio.protocols._feed_data_to_buffered_proto, protocol, data)  # type: ignore[attr-defined]
+            self.host.call(asyncio.protocols._feed_data_to_buffered_proto, protocol, data)  # type: ignore[attr-defined]
         else:
             self._call_protocol("data_received", data)
         peer = self.peer
@@ -459,7 +459,7 @@ class Network:
         self._endpoints[(target.name, port, client.host.name, client.local[1])] = server
         self._trace.add(now, "accept", conn.id, f"{target.name}:{port}<-{client.local[0]}:{client.local[1]}")
         try:
-            protocol = target.context.run(listener.protocol_factory)
+            protocol = target.call(listener.protocol_factory)
         except Exception as exc:  # a broken factory costs its connection, never the listener
             self.world.loop.call_exception_handler({"message": f"protocol factory failed on {target.name}:{port}", "exception": exc})
             server.abort()
@@ -482,7 +482,7 @@ class Network:
             client.out.send(_RST)  # type: ignore[union-attr]
             return
         try:
-            protocol = client.host.context.run(client._factory)  # type: ignore[attr-defined]
+            protocol = client.host.call(client._factory)  # type: ignore[attr-defined]
         except BaseException as exc:
             client.out.send(_RST)  # type: ignore[union-attr]
             waiter.set_exception(exc)

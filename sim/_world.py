@@ -80,6 +80,12 @@ class Host:
         self.skew = 0.0  # seconds added to wall-clock reads on this host
         self.drift = 0.0  # seconds of skew gained per virtual second
 
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Call fn(*args) as code on this host (contexts cannot be entered twice, so check)."""
+        if self.world._host_var.get(None) is self:
+            return fn(*args)
+        return self.context.run(fn, *args)
+
     def clock_offset(self, now: float) -> float:
         return self.skew + self.drift * now
 
