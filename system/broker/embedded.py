@@ -1,49 +1,105 @@
-"""Start, stop and restart amqtt's broker inside the current event loop."""
+"""Start, stop and restart an MQTT broker (amqtt) inside the current event loop.
+
+Two flavors: ``"squall"`` (default) is amqtt with squall's MQTT 3.1.1 fixes
+(system/broker/_fixes.py lists each fix and its statement); ``"amqtt"`` is stock amqtt 0.12.1,
+kept selectable so the harness can show where it breaks the spec.
+
+What survives ``restart()``: on the squall flavor, retained messages and every CleanSession=0
+session (its subscriptions, the QoS 1/2 messages queued for it, and its unacknowledged
+outgoing messages, re-sent with DUP=1 when the client comes back). Clean sessions end with
+their connections, as they must. The state lives in this process only: it does not survive the
+process. Stock amqtt keeps nothing across a restart (its ``start()`` clears everything).
+
+Anonymous clients are allowed by default. ``users`` adds username/password logins (wrong
+password: CONNACK refused); ``allow_anonymous=False`` requires them. ``acl`` maps a username
+(``"anonymous"`` for clients without one, ``"*"`` for everyone not listed) to the topic
+patterns it may subscribe and publish to; a denied subscription gets SUBACK 0x80.
+"""
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from amqtt.broker import Broker
 
+from system.broker._fixes import BrokerState, SquallBroker
+
 Flavor = Literal["squall", "amqtt"]
+FLAVORS: tuple[str, ...] = ("squall", "amqtt")
 
 
 class EmbeddedBroker:
-    """amqtt's broker on (host, port), anonymous by default.
+    """An MQTT broker on (host, port), anonymous by default.
 
-    ``flavor="amqtt"`` is stock amqtt; ``"squall"`` (default) adds squall's MQTT 3.1.1 fixes.
-    ``port=0`` picks a free port; read it back from ``.port`` after ``start()``.
+    ``port=0`` picks a free port; read it back from ``.port`` after ``start()`` (a restart
+    keeps it).
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 1883, *, flavor: Flavor = "squall") -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 1883,
+        *,
+        flavor: Flavor = "squall",
+        users: Mapping[str, str] | None = None,
+        allow_anonymous: bool = True,
+        acl: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
+        if flavor not in FLAVORS:
+            raise ValueError(f"broker flavor must be one of {', '.join(FLAVORS)} (got {flavor!r})")
+        if not allow_anonymous and not users:
+            raise ValueError("allow_anonymous=False needs users={name: password}, or nobody can connect")
         self.host = host
         self.port = port
         self.flavor = flavor
+        self.users = dict(users or {})
+        self.allow_anonymous = allow_anonymous
+        self.acl = {k: list(v) for k, v in acl.items()} if acl is not None else None
         self._broker: Broker | None = None
+        self._saved: BrokerState | None = None
 
     def _config(self) -> dict[str, Any]:
-        return {
-            "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
-            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+        plugins: dict[str, Any] = {
+            "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": self.allow_anonymous},
         }
+        if self.users:
+            plugins["system.broker._plugins.PasswordAuth"] = {"users": self.users}
+        if self.acl is not None:
+            plugins["system.broker._plugins.TopicAcl"] = {"acl": self.acl}
+        return {"listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}}, "plugins": plugins}
+
+    @property
+    def running(self) -> bool:
+        return self._broker is not None
 
     async def start(self) -> None:
-        self._broker = Broker(self._config())
-        await self._broker.start()
+        cls = SquallBroker if self.flavor == "squall" else Broker
+        broker = cls(self._config())
+        await broker.start()
         if self.port == 0:
-            server = self._broker._servers["default"].instance  # noqa: SLF001 - amqtt exposes no getter
+            server = broker._servers["default"].instance  # noqa: SLF001 - amqtt exposes no getter
             self.port = server.sockets[0].getsockname()[1]
+        if isinstance(broker, SquallBroker) and self._saved is not None:
+            broker.import_state(self._saved)
+        self._saved = None
+        self._broker = broker
 
     async def stop(self) -> None:
-        if self._broker is not None:
-            await self._broker.shutdown()
-            self._broker = None
+        """Stop serving; on the squall flavor remember what a ``restart()`` should bring back."""
+        broker, self._broker = self._broker, None
+        if broker is None:
+            return
+        self._saved = broker.export_state() if isinstance(broker, SquallBroker) else None
+        await broker.shutdown()
 
     async def restart(self) -> None:
         await self.stop()
         await self.start()
+
+    def forget(self) -> None:
+        """Drop the state a stopped broker would carry into its next start."""
+        self._saved = None
 
     async def __aenter__(self) -> "EmbeddedBroker":
         await self.start()
@@ -51,3 +107,4 @@ class EmbeddedBroker:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+        self.forget()

@@ -1,0 +1,644 @@
+"""One check per MQTT 3.1.1 normative statement, each against any broker at host:port.
+
+A check passes by returning (optionally a detail), fails by raising ``Fail`` naming what the
+broker did. Absence ("X must not arrive") is checked against a marker message sent after the
+action: whatever arrives before the marker is what the broker did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from system.broker.conformance._registry import Ctx, Fail, Skip, statement
+from system.broker.conformance._wire import (
+    PUBACK,
+    PUBCOMP,
+    PUBLISH,
+    PUBREC,
+    PUBREL,
+    SUBACK,
+    Closed,
+    ack_bytes,
+    connect_bytes,
+    packet,
+    publish_bytes,
+    subscribe_bytes,
+)
+
+
+def _expect(cond: bool, msg: str) -> None:
+    if not cond:
+        raise Fail(msg)
+
+
+async def _marker(ctx: Ctx, topic: str, payload: bytes = b"marker") -> None:
+    pub = await ctx.client("mk")
+    await pub.publish(topic, payload, qos=1)
+    await pub.disconnect()
+
+
+# ---------------------------------------------------------------- CONNECT / CONNACK
+
+
+@statement("MQTT-3.2.2-1", "clean_session_1_session_present_0", "CleanSession=1: CONNACK session present is 0")
+async def _sp_clean(ctx: Ctx) -> None:
+    a = await ctx.client("a", clean=False)
+    await a.subscribe([(ctx.topic("t"), 1)])
+    await ctx.leave(a)
+    a = await ctx.client("a", clean=True)
+    _expect(not a.session_present, "session present = 1 on a CleanSession=1 CONNECT")
+
+
+@statement("MQTT-3.2.2-2", "stored_session_present_1", "CleanSession=0 with a stored session: session present is 1")
+async def _sp_stored(ctx: Ctx) -> None:
+    a = await ctx.client("a", clean=False)
+    await a.subscribe([(ctx.topic("t"), 1)])
+    await ctx.leave(a)
+    a = await ctx.client("a", clean=False)
+    _expect(a.session_present, "session present = 0 although an anonymous CleanSession=0 session was stored")
+
+
+@statement("MQTT-3.2.2-3", "no_stored_session_present_0", "CleanSession=0 without a stored session: session present is 0")
+async def _sp_none(ctx: Ctx) -> None:
+    a = await ctx.client("a", clean=False)
+    _expect(not a.session_present, "session present = 1 for a client id never seen before")
+
+
+@statement("MQTT-3.1.3-6", "zero_byte_client_id_gets_unique_id", "zero-byte ClientId with CleanSession=1 is accepted and gets its own id")
+async def _zero_id(ctx: Ctx) -> None:
+    a, b = await ctx.open(), await ctx.open()
+    ra, rb = await a.connect(b""), await b.connect(b"")
+    _expect(ra.return_code == 0 and rb.return_code == 0, f"refused: {ra.return_code}, {rb.return_code}")
+    _expect(await a.ping() and await b.ping(), "the second zero-byte client took over the first")
+
+
+@statement("MQTT-3.1.3-8", "zero_byte_client_id_clean_0_rejected", "zero-byte ClientId with CleanSession=0: CONNACK 0x02 and close")
+async def _zero_id_persistent(ctx: Ctx) -> None:
+    a = await ctx.open()
+    ack = await a.connect(b"", clean=False)
+    _expect(ack.return_code == 2, f"CONNACK return code {ack.return_code}, expected 2 (identifier rejected)")
+    _expect(await a.closed(), "connection left open after identifier rejected")
+
+
+@statement("MQTT-3.1.0-1", "first_packet_not_connect_closes", "a first packet other than CONNECT closes the connection")
+async def _first_not_connect(ctx: Ctx) -> None:
+    a = await ctx.open()
+    await a.send(packet(12, 0, b""))
+    _expect(await a.closed(), "connection left open after PINGREQ as first packet")
+    _expect(not any(p.type == 13 for p in a.backlog), "PINGREQ before CONNECT was answered")
+    await ctx.alive()
+
+
+@statement("MQTT-3.1.0-2", "second_connect_closes", "a second CONNECT is a protocol violation: disconnect the client")
+async def _second_connect(ctx: Ctx) -> None:
+    a = await ctx.client("a")
+    await a.send(connect_bytes(ctx.cid("a")))
+    _expect(await a.closed(), "connection left open after a second CONNECT")
+
+
+@statement("MQTT-3.1.4-2", "client_id_takeover", "a CONNECT with a connected ClientId disconnects the existing client")
+async def _takeover(ctx: Ctx) -> None:
+    for clean in (True, False):
+        old = await ctx.client("a", clean=clean)
+        new = await ctx.client("a", clean=clean)
+        _expect(await old.closed(), f"CleanSession={int(clean)}: the existing connection was not closed")
+        await new.subscribe([(ctx.topic(f"t{int(clean)}"), 1)])
+        await _marker(ctx, ctx.topic(f"t{int(clean)}"))
+        try:
+            await new.messages_until(b"marker")
+        except TimeoutError:
+            raise Fail(f"CleanSession={int(clean)}: the new connection gets no messages after take-over") from None
+        await new.disconnect()
+
+
+@statement("MQTT-3.1.2-2", "unsupported_protocol_level_0x01", "unsupported protocol level: CONNACK 0x01 and close")
+async def _bad_level(ctx: Ctx) -> None:
+    a = await ctx.open()
+    ack = await a.connect(ctx.cid("a"), level=42)
+    _expect(ack.return_code == 1, f"CONNACK return code {ack.return_code}, expected 1")
+    _expect(await a.closed(), "connection left open after unacceptable protocol level")
+
+
+# ---------------------------------------------------------------- sessions
+
+
+async def _keeps_subscription(ctx: Ctx, creds: bool) -> None:
+    a = await ctx.client("a", clean=False, creds=creds)
+    await a.subscribe([(ctx.topic("t"), 1)])
+    await ctx.leave(a)
+    a = await ctx.client("a", clean=False, creds=creds)
+    await _marker(ctx, ctx.topic("t"))
+    try:
+        await a.messages_until(b"marker")
+    except TimeoutError:
+        raise Fail("subscription lost across a CleanSession=0 reconnect") from None
+
+
+@statement("MQTT-3.1.2-4", "clean_session_0_keeps_subscriptions", "CleanSession=0: subscriptions survive a disconnect (anonymous)")
+async def _keep_subs(ctx: Ctx) -> None:
+    await _keeps_subscription(ctx, creds=False)
+
+
+@statement("MQTT-3.1.2-4", "clean_session_0_keeps_subscriptions_with_credentials", "same, client with username/password")
+async def _keep_subs_creds(ctx: Ctx) -> None:
+    await _keeps_subscription(ctx, creds=True)
+
+
+async def _queues_while_away(ctx: Ctx, creds: bool) -> None:
+    a = await ctx.client("a", clean=False, creds=creds)
+    await a.subscribe([(ctx.topic("t"), 2)])
+    await ctx.leave(a)
+    pub = await ctx.client("p")
+    await pub.publish(ctx.topic("t"), b"q1", qos=1)
+    await pub.publish(ctx.topic("t"), b"q2", qos=2, pid=2)
+    a = await ctx.client("a", clean=False, creds=creds)
+    got = []
+    try:
+        while len(got) < 2:
+            p = await a.recv(PUBLISH)
+            await a.ack(p)
+            got.append(p.payload)
+    except TimeoutError:
+        raise Fail(f"QoS 1/2 messages published while away not delivered on reconnect (got {got})") from None
+    _expect(got == [b"q1", b"q2"], f"queued messages came as {got}")
+
+
+@statement("MQTT-3.1.2-5", "clean_session_0_queues_qos1_qos2_while_away", "CleanSession=0: QoS 1/2 messages are kept while the client is away (anonymous)")
+async def _queue_anon(ctx: Ctx) -> None:
+    await _queues_while_away(ctx, creds=False)
+
+
+@statement("MQTT-3.1.2-5", "clean_session_0_queues_with_credentials", "same, client with username/password")
+async def _queue_creds(ctx: Ctx) -> None:
+    await _queues_while_away(ctx, creds=True)
+
+
+@statement("MQTT-3.1.2-6", "clean_session_1_state_not_reused", "a CleanSession=1 session's state is not reused by a later CleanSession=0 connection")
+async def _clean_not_reused(ctx: Ctx) -> None:
+    a = await ctx.client("a", clean=True)
+    await a.subscribe([(ctx.topic("t"), 1)])
+    await a.abort()  # the session ends with the connection; reconnect at once
+    a = await ctx.client("a", clean=False)
+    _expect(not a.session_present, "session present = 1 right after a CleanSession=1 session ended")
+    await a.subscribe([(ctx.topic("m"), 1)])
+    pub = await ctx.client("p")
+    await pub.publish(ctx.topic("t"), b"stale", qos=1)
+    await pub.publish(ctx.topic("m"), b"marker", qos=1)
+    got = [p.payload for p in await a.messages_until(b"marker")]
+    _expect(b"stale" not in got, "the CleanSession=1 connection's subscription survived into the next session")
+    await ctx.leave(a)
+    a = await ctx.client("a", clean=False)
+    _expect(a.session_present, "the CleanSession=0 session that followed was not kept")
+
+
+@statement("MQTT-3.1.2-6", "clean_session_1_discards_persistent_session", "CleanSession=1 discards an earlier CleanSession=0 session")
+async def _clean_discards(ctx: Ctx) -> None:
+    a = await ctx.client("a", clean=False)
+    await a.subscribe([(ctx.topic("t"), 1)])
+    await ctx.leave(a)
+    a = await ctx.client("a", clean=True)
+    await ctx.leave(a)
+    a = await ctx.client("a", clean=False)
+    _expect(not a.session_present, "session present = 1 after a CleanSession=1 connection in between")
+
+
+# ---------------------------------------------------------------- delivery
+
+
+@statement("MQTT-3.8.4-6", "delivered_qos_is_min_of_publish_and_granted", "delivered QoS = min(published QoS, granted QoS)")
+async def _qos_min(ctx: Ctx) -> None:
+    s = await ctx.client("s")
+    await s.subscribe([(ctx.topic("lo"), 0), (ctx.topic("hi"), 2)], pid=1)
+    pub = await ctx.client("p")
+    await pub.publish(ctx.topic("lo"), b"2to0", qos=2)
+    await pub.publish(ctx.topic("hi"), b"0to2", qos=0)
+    await pub.publish(ctx.topic("hi"), b"1to2", qos=1, pid=3)
+    await pub.publish(ctx.topic("hi"), b"marker", qos=0)
+    got = {p.payload: p.qos for p in await s.messages_until(b"marker")}
+    want = {b"2to0": 0, b"0to2": 0, b"1to2": 1, b"marker": 0}
+    _expect(got == want, f"delivered QoS {got}, expected {want}")
+
+
+@statement("MQTT-3.3.5-1", "overlapping_subscriptions_max_qos", "overlapping subscriptions: delivered respecting the maximum QoS")
+async def _overlap(ctx: Ctx) -> None:
+    s = await ctx.client("s")
+    await s.subscribe([(ctx.topic("#"), 0), (ctx.topic("x"), 1)])
+    pub = await ctx.client("p")
+    await pub.publish(ctx.topic("x"), b"m", qos=1)
+    await pub.publish(ctx.topic("y"), b"marker", qos=0)
+    got = [(p.payload, p.qos) for p in await s.messages_until(b"marker")]
+    _expect((b"m", 1) in got, f"no copy at QoS 1 of a QoS 1 message matching a QoS 1 subscription: {got}")
+
+
+@statement("MQTT-3.8.4-3", "resubscribe_replaces_subscription", "an identical filter replaces the existing subscription (new QoS)")
+async def _resub(ctx: Ctx) -> None:
+    s = await ctx.client("s")
+    await s.subscribe([(ctx.topic("t"), 1)])
+    granted = await s.subscribe([(ctx.topic("t"), 0)], pid=2)
+    pub = await ctx.client("p")
+    await pub.publish(ctx.topic("t"), b"m", qos=1)
+    await pub.publish(ctx.topic("t"), b"marker", qos=0)
+    got = [(p.payload, p.qos) for p in await s.messages_until(b"marker")]
+    _expect(got == [(b"m", 0), (b"marker", 0)], f"after re-subscribing at QoS 0 (granted {granted}) got {got}")
+
+
+@statement("MQTT-4.6.0-5", "order_per_topic_qos1", "QoS 1 messages on one topic arrive in the order published")
+async def _order(ctx: Ctx) -> None:
+    s = await ctx.client("s")
+    await s.subscribe([(ctx.topic("t"), 1)])
+    pub = await ctx.client("p")
+    n = 50
+    for i in range(n):  # pipelined: all in flight at once
+        await pub.send(publish_bytes(ctx.topic("t"), b"%d" % i, qos=1, pid=i + 1))
+    for _ in range(n):
+        await pub.recv(PUBACK)
+    got = []
+    while len(got) < n:
+        p = await s.recv(PUBLISH)
+        await s.ack(p)
+        got.append(int(p.payload))
+    _expect(got == list(range(n)), f"order broken: {got}")
+
+
+@statement("MQTT-4.6.0-6", "order_kept_across_reconnect", "messages queued while away arrive in order after reconnect")
+async def _order_reconnect(ctx: Ctx) -> None:
+    s = await ctx.client("s", clean=False)
+    await s.subscribe([(ctx.topic("t"), 1)])
+    await ctx.leave(s)
+    pub = await ctx.client("p")
+    n = 20
+    for i in range(n):
+        await pub.publish(ctx.topic("t"), b"%d" % i, qos=1, pid=i + 1)
+    s = await ctx.client("s", clean=False)
+    got = []
+    try:
+        while len(got) < n:
+            p = await s.recv(PUBLISH)
+            await s.ack(p)
+            got.append(int(p.payload))
+    except TimeoutError:
+        raise Fail(f"only {got} of {n} queued messages arrived") from None
+    _expect(got == list(range(n)), f"order broken: {got}")
+
+
+@statement("MQTT-4.4.0-1", "unacked_publish_resent_with_dup", "an unacknowledged QoS 1 PUBLISH is re-sent with DUP=1 on reconnect")
+async def _resend_publish(ctx: Ctx) -> None:
+    s = await ctx.client("s", clean=False)
+    await s.subscribe([(ctx.topic("t"), 1)])
+    pub = await ctx.client("p")
+    await pub.publish(ctx.topic("t"), b"m", qos=1)
+    first = await s.recv(PUBLISH)  # deliberately not acknowledged
+    await s.abort()
+    s = await ctx.client("s", clean=False)
+    try:
+        again = await s.recv(PUBLISH)
+    except TimeoutError:
+        raise Fail("unacknowledged QoS 1 message never re-sent after reconnect (amqtt issue 401)") from None
+    _expect(again.payload == b"m" and again.dup, f"re-sent as {again!r}, expected DUP=1")
+    _expect(again.pid == first.pid, f"re-sent with packet id {again.pid}, first sent as {first.pid}")
+    await s.ack(again)
+
+
+@statement("MQTT-4.4.0-1", "unacked_pubrel_resent", "an unacknowledged PUBREL is re-sent on reconnect")
+async def _resend_pubrel(ctx: Ctx) -> None:
+    s = await ctx.client("s", clean=False)
+    await s.subscribe([(ctx.topic("t"), 2)])
+    pub = await ctx.client("p")
+    await pub.publish(ctx.topic("t"), b"m", qos=2)
+    p = await s.recv(PUBLISH)
+    await s.send(ack_bytes(PUBREC, p.pid))
+    rel = await s.recv(PUBREL)  # deliberately no PUBCOMP
+    await s.abort()
+    s = await ctx.client("s", clean=False)
+    try:
+        again = await s.recv(PUBREL, PUBLISH)
+    except TimeoutError:
+        raise Fail("PUBREL never re-sent after reconnect") from None
+    _expect(again.type == PUBREL and again.pid == rel.pid, f"after reconnect got {again!r}, expected PUBREL {rel.pid}")
+    await s.send(ack_bytes(PUBCOMP, again.pid))
+
+
+@statement("MQTT-4.3.3-2", "qos2_exactly_once_end_to_end", "QoS 2: a re-sent PUBLISH before PUBREL is delivered once")
+async def _exactly_once(ctx: Ctx) -> None:
+    s = await ctx.client("s")
+    await s.subscribe([(ctx.topic("t"), 2)])
+    pub = await ctx.client("p")
+    await pub.send(publish_bytes(ctx.topic("t"), b"once", qos=2, pid=7))
+    await pub.recv(PUBREC)
+    await pub.send(publish_bytes(ctx.topic("t"), b"once", qos=2, pid=7, dup=True))
+    await pub.recv(PUBREC)
+    await pub.send(ack_bytes(PUBREL, 7))
+    await pub.recv(PUBCOMP)
+    await pub.publish(ctx.topic("t"), b"marker", qos=2, pid=8)
+    got = [p.payload for p in await s.messages_until(b"marker")]
+    _expect(got == [b"once", b"marker"], f"subscriber got {got}")
+
+
+@statement("MQTT-4.3.3-2", "pubrel_answered_after_reconnect", "QoS 2: a PUBREL re-sent after reconnect gets PUBCOMP; delivered once")
+async def _pubrel_reconnect(ctx: Ctx) -> None:
+    s = await ctx.client("s")
+    await s.subscribe([(ctx.topic("t"), 2)])
+    pub = await ctx.client("p", clean=False)
+    await pub.send(publish_bytes(ctx.topic("t"), b"once", qos=2, pid=9))
+    await pub.recv(PUBREC)
+    await pub.send(ack_bytes(PUBREL, 9))
+    await pub.abort()  # PUBCOMP may or may not have been sent: the client cannot know
+    pub = await ctx.client("p", clean=False)
+    await pub.send(ack_bytes(PUBREL, 9))
+    try:
+        await pub.recv(PUBCOMP)
+    except TimeoutError:
+        raise Fail("re-sent PUBREL never answered with PUBCOMP: the publisher's flow can never complete") from None
+    await pub.publish(ctx.topic("t"), b"marker", qos=2, pid=10)
+    got = [p.payload for p in await s.messages_until(b"marker")]
+    _expect(got == [b"once", b"marker"], f"subscriber got {got}")
+
+
+# ---------------------------------------------------------------- retained messages
+
+
+@statement("MQTT-3.3.1-5", "retained_stored_per_topic", "the last retained message per topic is stored and sent to new subscribers")
+async def _retained_store(ctx: Ctx) -> None:
+    pub = await ctx.client("p")
+    await pub.publish(ctx.topic("r/a"), b"a1", qos=1, retain=True)
+    await pub.publish(ctx.topic("r/b"), b"b1", qos=1, retain=True)
+    await pub.publish(ctx.topic("r/a"), b"a2", qos=1, retain=True)
+    s = await ctx.client("s")
+    await s.subscribe([(ctx.topic("r/+"), 1)])
+    await _marker(ctx, ctx.topic("r/m"))
+    got = sorted(p.payload for p in await s.messages_until(b"marker"))
+    _expect(got == [b"a2", b"b1", b"marker"], f"new subscriber got {got}, expected the last retained per topic")
+
+
+@statement("MQTT-3.3.1-6", "retained_only_to_matching_subscriptions", "retained messages go only to new subscriptions that match, also after other clients got them")
+async def _retained_matching(ctx: Ctx) -> None:
+    pub = await ctx.client("p")
+    await pub.publish(ctx.topic("r/a"), b"ra", qos=1, retain=True)
+    await pub.publish(ctx.topic("r/b"), b"rb", qos=1, retain=True)
+    x = await ctx.client("x")
+    await x.subscribe([(ctx.topic("r/a"), 1)])
+    await x.ack(await x.recv(PUBLISH))  # another client gets "ra" first
+    y = await ctx.client("y")  # connects while x's subscription exists
+    await y.subscribe([(ctx.topic("r/b"), 1), (ctx.topic("m"), 1)])
+    await _marker(ctx, ctx.topic("m"))
+    got = [p.payload for p in await y.messages_until(b"marker")]
+    _expect(got == [b"rb", b"marker"], f"subscriber of r/b got {got}")
+
+
+@statement("MQTT-3.3.1-8", "retain_flag_1_on_new_subscription", "a retained message sent for a new subscription has RETAIN=1")
+async def _retain_flag_new(ctx: Ctx) -> None:
+    pub = await ctx.client("p")
+    await pub.publish(ctx.topic("r"), b"r", qos=1, retain=True)
+    s = await ctx.client("s")
+    await s.subscribe([(ctx.topic("r"), 1)])
+    p = await s.recv(PUBLISH)
+    _expect(p.retain, f"got {p!r}")
+
+
+@statement("MQTT-3.3.1-9", "retain_flag_0_on_established_subscription", "RETAIN=0 on messages for an established subscription, also when queued")
+async def _retain_flag_established(ctx: Ctx) -> None:
+    s = await ctx.client("s", clean=False)
+    await s.subscribe([(ctx.topic("r"), 1)])
+    pub = await ctx.client("p")
+    await pub.publish(ctx.topic("r"), b"live", qos=1, retain=True)
+    p = await s.recv(PUBLISH)
+    await s.ack(p)
+    _expect(not p.retain, f"live delivery {p!r}")
+    await ctx.leave(s)
+    await pub.publish(ctx.topic("r"), b"queued", qos=1, retain=True, pid=2)
+    s = await ctx.client("s", clean=False)
+    p = await s.recv(PUBLISH)
+    await s.ack(p)
+    _expect(p.payload == b"queued" and not p.retain, f"queued delivery {p!r}")
+
+
+@statement("MQTT-3.3.1-10", "zero_byte_retained_delivered_and_clears", "zero-byte retained PUBLISH goes to subscribers as normal and clears the topic")
+async def _zero_retained(ctx: Ctx) -> None:
+    s = await ctx.client("s")
+    await s.subscribe([(ctx.topic("r"), 1)])
+    pub = await ctx.client("p")
+    await pub.publish(ctx.topic("r"), b"r", qos=1, retain=True)
+    await pub.publish(ctx.topic("r"), b"", qos=1, retain=True, pid=2)
+    await pub.publish(ctx.topic("r"), b"marker", qos=1, pid=3)
+    got = [p.payload for p in await s.messages_until(b"marker")]
+    _expect(got == [b"r", b"", b"marker"], f"subscriber got {got}")
+
+
+@statement("MQTT-3.3.1-11", "zero_byte_retained_not_stored", "a zero-byte retained message is not stored")
+async def _zero_not_stored(ctx: Ctx) -> None:
+    pub = await ctx.client("p")
+    await pub.publish(ctx.topic("r/a"), b"r", qos=1, retain=True)
+    await pub.publish(ctx.topic("r/a"), b"", qos=1, retain=True, pid=2)
+    await pub.publish(ctx.topic("r/b"), b"", qos=1, retain=True, pid=3)
+    s = await ctx.client("s")
+    await s.subscribe([(ctx.topic("r/#"), 1)])
+    await _marker(ctx, ctx.topic("r/m"))
+    got = [p.payload for p in await s.messages_until(b"marker")]
+    _expect(got == [b"marker"], f"new subscriber got {got}")
+
+
+@statement("MQTT-3.8.4-6", "retained_qos_is_min", "a retained message is sent at min(its QoS, granted QoS)")
+async def _retained_qos(ctx: Ctx) -> None:
+    pub = await ctx.client("p")
+    await pub.publish(ctx.topic("r"), b"r0", qos=0, retain=True)
+    await pub.publish(ctx.topic("m"), b"x", qos=1)  # a round trip so the QoS 0 message is processed
+    s = await ctx.client("s")
+    await s.subscribe([(ctx.topic("r"), 2)])
+    p = await s.recv(PUBLISH)
+    _expect(p.payload == b"r0" and p.qos == 0, f"retained QoS 0 message sent as {p!r}")
+
+
+# ---------------------------------------------------------------- keepalive and will
+
+
+def _will(ctx: Ctx) -> tuple[str, bytes, int, bool]:
+    return (ctx.topic("will"), b"gone", 1, False)
+
+
+@statement("MQTT-3.1.2-24", "keepalive_silence_disconnects", "a client silent for 1.5 x keepalive is disconnected")
+async def _keepalive(ctx: Ctx) -> None:
+    a = await ctx.client("a", keepalive=1)
+    _expect(await a.closed(timeout=20), "silent client with keepalive 1 s still connected after 20 s")
+
+
+@statement("MQTT-3.1.2-8", "will_published_on_keepalive_timeout", "the will is published when the server closes a silent client")
+async def _will_keepalive(ctx: Ctx) -> None:
+    w = await ctx.client("w")
+    await w.subscribe([(ctx.topic("will"), 1)])
+    await ctx.client("a", keepalive=1, will=_will(ctx))
+    try:
+        p = await w.recv(PUBLISH, timeout=20)
+    except TimeoutError:
+        raise Fail("no will within 20 s of a keepalive 1 s client going silent") from None
+    _expect(p.payload == b"gone", f"got {p!r}")
+
+
+@statement("MQTT-3.1.2-8", "will_published_on_abrupt_close", "the will is published when the connection drops without DISCONNECT")
+async def _will_abrupt(ctx: Ctx) -> None:
+    w = await ctx.client("w")
+    await w.subscribe([(ctx.topic("will"), 1)])
+    a = await ctx.client("a", will=_will(ctx))
+    await a.abort()
+    try:
+        p = await w.recv(PUBLISH)
+    except TimeoutError:
+        raise Fail("no will after the connection dropped") from None
+    _expect(p.payload == b"gone", f"got {p!r}")
+
+
+@statement("MQTT-3.1.2-10", "no_will_after_disconnect", "no will after DISCONNECT, even when the socket closes right after it")
+async def _no_will(ctx: Ctx) -> None:
+    w = await ctx.client("w")
+    await w.subscribe([(ctx.topic("will"), 1)])
+    for _ in range(5):
+        a = await ctx.client("a", will=_will(ctx))
+        await a.disconnect()  # DISCONNECT then close at once, as most clients do
+    b = await ctx.client("a")  # same client id: the old connections are over
+    await b.disconnect()
+    await _marker(ctx, ctx.topic("will"))
+    got = [p.payload for p in await w.messages_until(b"marker")]
+    _expect(got == [b"marker"], f"will published after DISCONNECT: {got}")
+
+
+@statement("MQTT-3.12.4-1", "pingreq_answered", "PINGREQ is answered with PINGRESP")
+async def _ping(ctx: Ctx) -> None:
+    a = await ctx.client("a")
+    _expect(await a.ping(), "no PINGRESP")
+
+
+# ---------------------------------------------------------------- topics
+
+
+@statement("MQTT-4.7.2-1", "dollar_topics_not_matched_by_wildcards", "# and + at the first level do not match $-topics")
+async def _dollar(ctx: Ctx) -> str:
+    s = await ctx.client("s")
+    await s.subscribe([("#", 0), ("+/conf/#", 0)])
+    d = await ctx.client("d")
+    await d.subscribe([(f"$squall/{ctx.nonce}/#", 0), (ctx.topic("m"), 0)])
+    pub = await ctx.client("p")
+    marker = b"marker" + ctx.nonce.encode()
+    try:  # $-topic then marker on one connection, so they are ordered
+        await pub.publish(f"$squall/{ctx.nonce}/x", b"dollar", qos=1)
+        await pub.publish(ctx.topic("m"), marker, qos=1, pid=2)
+    except (Closed, TimeoutError):
+        await _marker(ctx, ctx.topic("m"), marker)
+    routed = b"dollar" in [p.payload for p in await d.messages_until(marker, ack=False)]
+    got = [p.payload for p in await s.messages_until(marker, ack=False)]
+    _expect(b"dollar" not in got, "a $-topic message matched '#' or '+/...'")
+    return "" if routed else "broker does not route client PUBLISHes to $-topics, so only that half is checked"
+
+
+@statement("MQTT-4.7.1-1", "wildcard_in_topic_name_closes", "a PUBLISH topic name with a wildcard closes the connection")
+async def _wild_publish(ctx: Ctx) -> None:
+    s = await ctx.client("s")
+    await s.subscribe([(ctx.topic("#"), 0)])
+    for topic in (ctx.topic("+"), ctx.topic("#")):
+        a = await ctx.client("a")
+        await a.send(publish_bytes(topic, b"wild", qos=0))
+        _expect(await a.closed(), f"connection left open after PUBLISH to {topic!r}")
+    await _marker(ctx, ctx.topic("m"))
+    got = [p.payload for p in await s.messages_until(b"marker")]
+    _expect(got == [b"marker"], f"wildcard topic name was routed: {got}")
+    await ctx.alive()
+
+
+async def _rejected_filter(ctx: Ctx, filt: str) -> None:
+    a = await ctx.client("a")
+    await a.send(subscribe_bytes(1, [(filt, 0)]))
+    try:
+        ack = await a.recv(SUBACK)
+    except Closed:
+        return
+    _expect(ack.granted == [0x80], f"invalid filter {filt!r} granted {ack.granted}")
+
+
+@statement("MQTT-4.7.1-2", "misplaced_hash_filter_rejected", "'#' not last or not alone in its level is rejected")
+async def _bad_hash(ctx: Ctx) -> None:
+    for f in (ctx.topic("#/x"), ctx.topic("a#")):
+        await _rejected_filter(ctx, f)
+
+
+@statement("MQTT-4.7.1-3", "partial_plus_filter_rejected", "'+' not filling a whole level is rejected")
+async def _bad_plus(ctx: Ctx) -> None:
+    for f in (ctx.topic("a+"), ctx.topic("+a/b")):
+        await _rejected_filter(ctx, f)
+
+
+@statement("MQTT-4.7.3-1", "empty_topic_filter_rejected", "a zero-length topic filter is rejected")
+async def _empty_filter(ctx: Ctx) -> None:
+    await _rejected_filter(ctx, "")
+
+
+@statement("MQTT-4.7.1-2", "hash_matches_parent_and_children", "'a/#' matches 'a', 'a/b' and 'a/b/c'; '+' exactly one level")
+async def _wild_match(ctx: Ctx) -> None:
+    s = await ctx.client("s")
+    await s.subscribe([(ctx.topic("h/#"), 0), (ctx.topic("p/+"), 0)])
+    pub = await ctx.client("p")
+    for t in ("h", "h/b", "h/b/c", "p", "p/b", "p/b/c"):
+        await pub.publish(ctx.topic(t), t.encode(), qos=1)
+    await pub.publish(ctx.topic("h/z"), b"marker", qos=1)
+    got = [p.payload for p in await s.messages_until(b"marker")]
+    _expect(got == [b"h", b"h/b", b"h/b/c", b"p/b", b"marker"], f"got {got}")
+
+
+@statement("MQTT-3.9.3", "acl_denied_subscribe_gets_0x80", "a subscription the ACL denies gets return code 0x80")
+async def _acl(ctx: Ctx) -> None:
+    if ctx.target.denied_filter is None:
+        raise Skip("target has no ACL-denied filter configured")
+    a = await ctx.client("a", creds=True)
+    granted = await a.subscribe([(ctx.target.denied_filter, 1), (ctx.topic("ok"), 1)])
+    _expect(granted == [0x80, 1], f"granted {granted}, expected [0x80, 1]")
+
+
+# ---------------------------------------------------------------- bad input
+
+
+async def _closes(ctx: Ctx, raw: bytes, what: str, connect_first: bool = True) -> None:
+    a = await ctx.client("a") if connect_first else await ctx.open()
+    bystander = await ctx.client("b")
+    try:
+        await a.send(raw)
+    except ConnectionError:
+        pass
+    _expect(await a.closed(), f"connection left open after {what}")
+    _expect(await bystander.ping(), f"another client's connection stopped working after {what}")
+    await ctx.alive()
+
+
+@statement("MQTT-2.2.3", "bad_remaining_length_closes", "a remaining length over 4 bytes is malformed: close")
+async def _bad_len(ctx: Ctx) -> None:
+    await _closes(ctx, bytes([0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F]) + b"x" * 16, "a 5-byte remaining length")
+
+
+@statement("MQTT-2.2.1", "reserved_packet_type_closes", "packet types 0 and 15 are reserved: close")
+async def _reserved(ctx: Ctx) -> None:
+    await _closes(ctx, bytes([0x00, 0x00]), "packet type 0")
+    await _closes(ctx, bytes([0xF0, 0x00]), "packet type 15")
+
+
+@statement("MQTT-1.5.3-1", "invalid_utf8_closes", "ill-formed UTF-8 in a topic closes the connection")
+async def _bad_utf8(ctx: Ctx) -> None:
+    await _closes(ctx, publish_bytes(b"squall/\xff\xfe", b"x"), "a topic with invalid UTF-8")
+    await _closes(ctx, connect_bytes(b"\xc3\x28"), "a CONNECT with an invalid UTF-8 client id", connect_first=False)
+
+
+@statement("MQTT-3.3.1-4", "publish_qos_3_closes", "a PUBLISH with both QoS bits set closes the connection")
+async def _qos3(ctx: Ctx) -> None:
+    await _closes(ctx, packet(PUBLISH, 0x06, b"\x00\x01t\x00\x01x"), "PUBLISH QoS 3")
+
+
+@statement("MQTT-3.8.1-1", "subscribe_bad_flags_closes", "SUBSCRIBE with fixed-header flags other than 0010 closes")
+async def _sub_flags(ctx: Ctx) -> None:
+    await _closes(ctx, packet(8, 0x00, b"\x00\x01\x00\x01t\x00"), "SUBSCRIBE with flags 0000")
+
+
+@statement("MQTT-4.8.0-1", "oversize_packet_does_not_hurt_others", "a packet claiming 256 MB then dropping leaves the broker serving")
+async def _oversize(ctx: Ctx) -> None:
+    a = await ctx.client("a")
+    bystander = await ctx.client("b")
+    await a.send(bytes([0x30, 0xFF, 0xFF, 0xFF, 0x7F]) + b"\x00\x01t" + b"x" * 65536)
+    await a.abort()
+    _expect(await bystander.ping(), "another client's connection stopped working")
+    await ctx.alive()
+
+

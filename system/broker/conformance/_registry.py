@@ -1,0 +1,153 @@
+"""The statement registry, the per-check context and the outcome of one check."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
+
+from system.broker.conformance._wire import Closed, RawClient
+
+
+@dataclass(frozen=True)
+class Target:
+    """A broker to check. ``username``/``password``, when set, are accepted besides anonymous
+    clients, and ``denied_filter`` is a topic filter that user may not subscribe to."""
+
+    host: str
+    port: int
+    name: str = ""
+    username: str | None = None
+    password: str | None = None
+    denied_filter: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name or f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    statement: str
+    name: str
+    status: str  # "pass" | "fail" | "skip"
+    detail: str
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "fail"
+
+
+class Fail(AssertionError):
+    """The broker broke the statement; the message says how."""
+
+
+class Skip(Exception):
+    """The target cannot be checked for this statement (e.g. it has no credentials configured)."""
+
+
+Check = Callable[["Ctx"], Awaitable[str | None]]
+
+
+@dataclass(frozen=True)
+class Statement:
+    statement: str  # "MQTT-3.1.2-4"
+    name: str  # "MQTT_3_1_2_4_clean_session_0_keeps_subscriptions": the pytest test's name
+    text: str
+    check: Check
+
+
+STATEMENTS: list[Statement] = []
+
+
+def statement(ref: str, slug: str, text: str) -> Callable[[Check], Check]:
+    """Register a check for one normative statement of MQTT 3.1.1."""
+
+    def register(fn: Check) -> Check:
+        prefix = ref.replace("-", "_").replace(".", "_")
+        STATEMENTS.append(Statement(ref, f"{prefix}_{slug}", text, fn))
+        return fn
+
+    return register
+
+
+@dataclass
+class Ctx:
+    """What one check gets: the target, unique names, and clients closed for it afterwards."""
+
+    target: Target
+    rng: random.Random
+    clients: list[RawClient] = field(default_factory=list)
+    nonce: str = ""
+
+    def __post_init__(self) -> None:
+        self.nonce = self.nonce or f"{self.rng.getrandbits(40):010x}"
+
+    def cid(self, name: str) -> str:
+        return f"sq{self.nonce}{name}"[:23]
+
+    def topic(self, name: str) -> str:
+        return f"squall/conf/{self.nonce}/{name}"
+
+    async def open(self) -> RawClient:
+        c = await RawClient.open(self.target.host, self.target.port)
+        self.clients.append(c)
+        return c
+
+    async def client(self, name: str, *, clean: bool = True, creds: bool = False, **kw: object) -> RawClient:
+        """A connected client, failing the check unless the broker accepts it."""
+        if creds:
+            if self.target.username is None:
+                raise Skip("target has no credentials configured")
+            kw.update(username=self.target.username, password=self.target.password)
+        c = await self.open()
+        ack = await c.connect(self.cid(name), clean=clean, **kw)
+        if ack.return_code != 0:
+            raise Fail(f"CONNECT of {name} refused with return code {ack.return_code}")
+        c.session_present = ack.session_present  # type: ignore[attr-defined]
+        return c
+
+    async def leave(self, c: RawClient) -> None:
+        """DISCONNECT and wait until the broker has closed the connection (it has ended the session)."""
+        await c.send(bytes([0xE0, 0]))
+        await c.closed(10)
+        await c.abort()
+
+    async def alive(self) -> None:
+        """Fail unless a fresh client can still connect and ping."""
+        c = await self.open()
+        try:
+            ack = await c.connect(self.cid("alive"))
+        except (Closed, TimeoutError, ConnectionError) as exc:
+            raise Fail(f"broker stopped serving new clients: {exc!r}") from None
+        if ack.return_code != 0 or not await c.ping():
+            raise Fail("broker stopped serving new clients")
+        await c.disconnect()
+
+    async def close_all(self) -> None:
+        for c in self.clients:
+            try:
+                await c.abort()
+            except Exception:  # noqa: BLE001 - cleanup must not mask the verdict
+                pass
+
+
+async def run_check(st: Statement, target: Target, rng: random.Random | None = None, timeout: float = 60.0) -> Outcome:
+    """Run one check against ``target`` and say what happened; never raises for a broker's fault."""
+    ctx = Ctx(target, rng or random.Random())
+    try:
+        detail = await asyncio.wait_for(st.check(ctx), timeout)
+        return Outcome(st.statement, st.name, "pass", detail or "")
+    except Skip as exc:
+        return Outcome(st.statement, st.name, "skip", str(exc))
+    except Fail as exc:
+        return Outcome(st.statement, st.name, "fail", str(exc))
+    except Closed as exc:
+        return Outcome(st.statement, st.name, "fail", f"unexpected close: {exc}")
+    except (TimeoutError, asyncio.TimeoutError):
+        return Outcome(st.statement, st.name, "fail", "timed out waiting for the broker")
+    except (ConnectionError, OSError) as exc:
+        return Outcome(st.statement, st.name, "fail", f"connection error: {exc!r}")
+    finally:
+        await ctx.close_all()
