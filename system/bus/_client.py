@@ -143,7 +143,7 @@ class BusClient:
         self._progress = Pulse()
         self._connected: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[Any]] = []
-        self._receiver: asyncio.Task[Any] | None = None
+        self._receivers: set[asyncio.Task[Any]] = set()
         self._sending: tuple[str, _Out] | None = None
         self._dispatching = False
         self._stopping = False
@@ -192,8 +192,8 @@ class BusClient:
         self._stopping = True
         self._set_state("stopping")
         timeout = self.settings.shutdown_timeout if timeout is None else timeout
-        if self._receiver is not None:
-            self._receiver.cancel()
+        for receiver in self._receivers:
+            receiver.cancel()
         self._enqueue_nowait(self.availability_topic, self._availability("offline"), retain=True, control=True)
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._progress.wait_for(self._idle), timeout)
@@ -381,15 +381,16 @@ class BusClient:
                 self._emit(Reconnected, attempts=attempt, downtime=self._loop.time() - lost_at)
             attempt = 0
             if not self._stopping:
-                self._receiver = asyncio.create_task(self._receive_loop(link), name=f"bus-{self.client_id}-receive")
+                receiver = asyncio.create_task(self._receive_loop(link), name=f"bus-{self.client_id}-receive")
+                self._receivers.add(receiver)
+                receiver.add_done_callback(self._receivers.discard)
             await self._set_link(link)
             if not self._stopping:
                 self._set_state("connected")
             await link.closed()
             lost_at = self._loop.time()
             await self._set_link(None)
-            if self._receiver is not None:
-                self._receiver.cancel()
+            # The receiver is not cancelled: it hands over what amqtt already acknowledged, then ends.
             if not self._stopping:
                 self._emit(Disconnected, reason="connection lost")
                 self._set_state("reconnecting")
@@ -551,12 +552,11 @@ class BusClient:
             raise BusClosed(f"client {self.client_id} is not started; use 'async with BusClient(...)' or await start()")
 
     async def _cancel_tasks(self) -> None:
-        tasks = [t for t in [*self._tasks, self._receiver] if t is not None]
+        tasks = [*self._tasks, *self._receivers]
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks = []
-        self._receiver = None
 
     def _finish(self) -> None:
         if self._sending is not None:

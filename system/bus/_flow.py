@@ -10,9 +10,9 @@ Policies act only when the item's band is full:
 - ``latest``: keep the newest. The oldest pending item on the same topic is evicted, or
   failing that the oldest pending item under the same pattern (reason ``superseded``); if
   the band holds nothing of that pattern, the new item is discarded (``overflow``).
-- ``coalesce(merge)``: the pending item on the same topic is replaced in place by
-  ``merge(pending, new)`` (reason ``coalesced`` for the pending one); with no pending
-  item on that topic it waits like ``block``.
+- ``coalesce(merge)``: the newest pending item on the same topic is replaced in place by
+  ``merge(pending, new)`` (reason ``coalesced`` for the pending one), so order by topic
+  holds; with no pending item on that topic it waits like ``block``.
 """
 
 from __future__ import annotations
@@ -143,7 +143,7 @@ class FlowQueue(Generic[T]):
             band.remove(victim)
             band.append(entry)
             return Offer(True, evicted=(Evicted(victim.topic, victim.value, "superseded"),))
-        pending = self._oldest(band, lambda e: e.topic == topic)
+        pending = next((e for e in reversed(band) if e.topic == topic), None)
         if pending is None:
             return Offer(False, wait=True)
         old = pending.value

@@ -106,18 +106,29 @@ class Link:
                 await asyncio.wait_for(self._client.unsubscribe(filters), self._timeout)
 
     async def receive(self) -> ApplicationMessage | None:
-        """The next message, or None once the connection is closed."""
-        handler = self._client._handler  # noqa: SLF001
-        if handler is None or not self.is_open:
+        """The next message, or None once the connection is closed and nothing is left.
+
+        amqtt acknowledges a QoS 1 message as soon as it is in its session queue, so after a
+        disconnect that queue is still drained here: those messages exist nowhere else.
+        """
+        if self.is_open and self._client._handler is not None:  # noqa: SLF001
+            try:
+                message = await self._client.deliver_message()
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise
+                message = None
+            except Exception:  # amqtt's handler raises if detached mid-wait: the link is gone
+                message = None
+            if message is not None:
+                return message
+        session = self._client.session
+        if session is None:
             return None
         try:
-            return await self._client.deliver_message()
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                raise
-            return None
-        except Exception:  # amqtt's handler raises if detached mid-wait: the link is gone
+            return session.delivered_message_queue.get_nowait()
+        except asyncio.QueueEmpty:
             return None
 
     async def closed(self) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import socket
 import subprocess
@@ -72,7 +73,6 @@ class MosquittoTarget:
         self._binary = binary
         self._workdir = workdir
         self._proc: subprocess.Popen[bytes] | None = None
-        workdir.chmod(0o777)  # mosquitto drops root privileges but must write its persistence file here
         self._conf = workdir / "mosquitto.conf"
         self._conf.write_text(
             f"listener {self.port} 127.0.0.1\n"
@@ -80,6 +80,8 @@ class MosquittoTarget:
             "persistence true\n"
             f"persistence_location {workdir}/\n"
             "max_queued_messages 10000\n"
+            # As root, mosquitto would switch to user 'mosquitto', who cannot write into tmp_path.
+            + ("user root\n" if os.geteuid() == 0 else "")
         )
 
     async def start(self) -> None:
@@ -123,6 +125,46 @@ async def running(target: Target) -> AsyncIterator[Target]:
         await target.stop()
 
 
+class Relay:
+    """A TCP relay on loopback in front of the broker, to cut one client off while the broker
+    (and everyone else's session) stays up. ``cut()`` aborts its connections and stops
+    listening; ``restore()`` listens again on the same port."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.port = 0
+        self._server: asyncio.base_events.Server | None = None
+        self._pairs: set[asyncio.StreamWriter] = set()
+
+    async def restore(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def cut(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for writer in list(self._pairs):
+            writer.transport.abort()
+        self._pairs.clear()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        self._pairs |= {writer, up_writer}
+        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer), return_exceptions=True)
+        self._pairs -= {writer, up_writer}
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    finally:
+        writer.transport.abort()
+
+
 class Recorder:
     """Observer that keeps every event and lets a test wait for one."""
 
@@ -148,7 +190,8 @@ class Recorder:
 
 
 def make_client(target: Any, client_id: str, recorder: Recorder | None = None, **kwargs: Any) -> BusClient:
-    """A client with fast reconnects and no heartbeat unless asked, for tests."""
+    """A client with fast reconnects and no heartbeat unless asked, for tests; ``target`` is
+    anything with a ``port`` (a broker target or a ``Relay``)."""
     options = {"reconnect_initial": 0.05, "reconnect_max": 0.5, "heartbeat_interval": 0, "shutdown_timeout": 5.0}
     bus_kwargs = {k: kwargs.pop(k) for k in ("policies", "control", "rng") if k in kwargs}
     options.update(kwargs)
