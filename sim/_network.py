@@ -41,6 +41,10 @@ class _Segment:
         self.callbacks = [pipe._arrive]
         self._ok = True
 
+    def clone(self, data: bytearray | None) -> "_Segment":
+        """A segment like this one carrying other bytes (toxics that cut or trim use it)."""
+        return _Segment(self.pipe, self.kind, data, self.sent_at)
+
 
 class _Pipe:
     """One direction of one connection: src endpoint to dst endpoint."""
@@ -69,6 +73,10 @@ class _Pipe:
         self._last = seg
         self.world.net.transmit(self, seg)
 
+    def make(self, kind: int) -> _Segment:
+        """A control segment that skips coalescing and toxics (the network itself sends it)."""
+        return _Segment(self, kind, None, self.world.env._now)
+
     def schedule(self, seg: _Segment, at: float) -> None:
         """Put seg on the wire to arrive at virtual time ``at`` (never before an earlier one)."""
         if at < self._next_free:
@@ -84,12 +92,15 @@ class _Pipe:
 
 
 class _Connection:
-    __slots__ = ("id", "world", "client", "server", "port", "up", "down")
+    __slots__ = ("id", "world", "client", "server", "port", "up", "down", "severed")
 
     def __init__(self, world: "World", cid: int, port: int) -> None:
         self.id = cid
         self.world = world
         self.port = port
+        self.up: _Pipe | None = None
+        self.down: _Pipe | None = None
+        self.severed = False
 
 
 class Endpoint(asyncio.Transport):
@@ -170,7 +181,7 @@ class Endpoint(asyncio.Transport):
         if self._eof_sent:
             raise RuntimeError("Cannot call write() after write_eof()")
         if not data or self._closing:
-            return
+            return  # also a crashed host's sockets: they are closing, silently
         data = bytes(data)
         self._unacked += len(data)
         self.world.net.note_send(self, data)
@@ -280,12 +291,12 @@ class Endpoint(asyncio.Transport):
         elif self._eof_sent and self._closing:
             self._lose(None)
 
-    def _receive_reset(self) -> None:
+    def _receive_reset(self, exc: OSError | None = None) -> None:
         if self._lost:
             return
         self._closing = True
         self.world.trace.add(self.world.env._now, "reset", self.conn.id, self.host.name)
-        self._lose(ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"))
+        self._lose(exc or ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"))
 
     def __repr__(self) -> str:
         return f"<sim TCP {self.local[0]}:{self.local[1]} -> {self.remote[0]}:{self.remote[1]} conn={self.conn.id}>"
@@ -517,17 +528,20 @@ class Network:
         self.world.links.transmit(pipe, seg)
 
     def arrive(self, pipe: _Pipe, seg: _Segment) -> None:
-        dst = pipe.dst
-        kind = seg.kind
         if self.world.links.intercept(pipe, seg):
             return
-        if dst._dead or not dst.host.up:
-            return  # the host is down or its process died: the packet goes nowhere
-        if dst._lost:
-            # A closed socket answers data with a reset; an EOF or RST needs no answer.
-            if kind == _DATA and not pipe.src._lost:
-                self._trace.add(self.world.env._now, "rst-reply", pipe.conn.id, dst.host.name)
-                pipe.dst.out.send(_RST)  # type: ignore[union-attr]
+        self.arrive_now(pipe, seg)
+
+    def arrive_now(self, pipe: _Pipe, seg: _Segment) -> None:
+        dst = pipe.dst
+        kind = seg.kind
+        if dst._dead or dst._lost:
+            # A socket that is closed (or a host that restarted and never heard of this
+            # connection) answers data with a reset; an EOF or RST needs no answer.
+            if kind == _DATA or (kind == _EOF and dst._dead):
+                if not pipe.src._lost:
+                    self._trace.add(self.world.env._now, "rst-reply", pipe.conn.id, dst.host.name)
+                    dst.out.send(_RST)  # type: ignore[union-attr]
             return
         if kind == _DATA:
             data = bytes(seg.data)  # type: ignore[arg-type]

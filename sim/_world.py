@@ -14,11 +14,14 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import shutil
+import tempfile
 import time
 import weakref
 from asyncio import events
 from dataclasses import dataclass, field
 from heapq import heappush
+from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 import simpy
@@ -92,7 +95,8 @@ class Host:
     def spawn(self, coro_fn: CoroFn, *args: Any, name: str | None = None) -> asyncio.Task[Any] | None:
         """Run ``coro_fn(*args)`` on this host; it is also the host's entry point on restart.
 
-        Before ``world.run`` starts, the task is created when the run starts (returns None).
+        Before ``world.run`` starts, the task is created when the run starts, and on a host
+        that is down, when it restarts (both return None).
         """
         self._entries.append((coro_fn, args))
         return self._start(coro_fn, args, name)
@@ -103,12 +107,19 @@ class Host:
             self.world._pending.append((self, coro_fn, args, name))
             return None
         if not self.up:
-            raise SimulationError(f"host {self.name!r} is down: restart it before spawning on it")
+            return None  # an entry point: it starts when the host restarts
         task_name = name or f"{self.name}:{getattr(coro_fn, '__name__', 'task')}"
         ctx = self.context.copy()
         task = loop.create_task(ctx.run(coro_fn, *args), name=task_name, context=ctx)
         self.world._watch(task, self)
         return task
+
+    @property
+    def disk(self) -> Path:
+        """A directory that survives this host's crashes (for sqlite files and the like)."""
+        path = self.world._disk_root() / self.name
+        path.mkdir(exist_ok=True)
+        return path
 
     @property
     def tasks(self) -> list[asyncio.Task[Any]]:
@@ -130,6 +141,7 @@ class World:
         local_latency: float = 0.00002,
         connect_timeout: float = 60.0,
         tick: float = 0.0005,
+        user_timeout: float = 30.0,
         trace: bool = True,
         trace_bytes: bool = True,
         epoch: float = DEFAULT_EPOCH,
@@ -145,8 +157,9 @@ class World:
         self._running = False
         self._ran = False
         self._task_seq = 0
+        self._disk: Path | None = None
         self.errors: list[str] = []
-        self.links = Links(self, latency, jitter, local_latency, connect_timeout, tick)
+        self.links = Links(self, latency, jitter, local_latency, connect_timeout, tick, user_timeout)
         self.net = Network(self, latency, jitter)
         self.net.trace_bytes = trace_bytes
         self.loop = SimLoop(self)
@@ -210,6 +223,76 @@ class World:
         self.errors.append(text)
         log.debug("%s", text, exc_info=exc)
 
+    def _disk_root(self) -> Path:
+        if self._disk is None:
+            self._disk = Path(tempfile.mkdtemp(prefix=f"squall-world-{self.seed}-"))
+        return self._disk
+
+    # -- faults: the verbs ------------------------------------------------------------------------
+    def partition(self, a: str | list[str], b: str | list[str], *, oneway: bool = False) -> None:
+        """Cut the network between host sets a and b (only a->b when oneway). Bytes are held."""
+        self.links.partition([a] if isinstance(a, str) else a, [b] if isinstance(b, str) else b, oneway)
+
+    def heal(self, a: str | list[str] | None = None, b: str | list[str] | None = None) -> None:
+        """Heal the partition between a and b (all partitions when none given); held bytes flow."""
+        self.links.heal(None if a is None else ([a] if isinstance(a, str) else a), None if b is None else ([b] if isinstance(b, str) else b))
+
+    def add_toxic(self, target: str, toxic: Any) -> Any:
+        """Add a Toxiproxy toxic (a `Toxic` or its JSON dict) on "hostA<->hostB" or "host:port"."""
+        from sim.faults.toxics import Toxic
+
+        return self.links.add_toxic(target, toxic if isinstance(toxic, Toxic) else Toxic.model_validate(toxic))
+
+    def update_toxic(self, target: str, name: str, patch: dict[str, Any]) -> Any:
+        return self.links.update_toxic(target, name, patch)
+
+    def remove_toxic(self, target: str, name: str) -> None:
+        self.links.remove_toxic(target, name)
+
+    def disable(self, target: str) -> None:
+        """Toxiproxy's enabled=false: close the target's connections and refuse new ones."""
+        self.links.set_enabled(target, False)
+
+    def enable(self, target: str) -> None:
+        self.links.set_enabled(target, True)
+
+    def skew(self, host: str, offset: float, drift: float = 0.0) -> None:
+        """Offset wall-clock reads on host by offset seconds, plus drift seconds per second."""
+        h = self.host(host)
+        h.skew, h.drift = offset, drift
+        self.trace.add(self.env._now, "fault", 0, f"skew {host} {offset!r} {drift!r}")
+
+    def crash(self, host: str) -> None:
+        """Crash a host: tasks cancelled, connections gone without FIN, listeners closed."""
+        h = self.host(host)
+        if not h.up:
+            return
+        h.up = False
+        self.trace.add(self.env._now, "crash", 0, host)
+        for ep in self.net.endpoints_of(h):
+            ep._dead = ep._closing = ep._lost = True
+            self.net.forget(ep)
+        for listener in list(h._listeners):
+            listener.close()
+        for task in h.tasks:
+            task.cancel()
+        h._spawned.clear()
+
+    def restart(self, host: str) -> None:
+        """Restart a crashed host: its entry points run again, with fresh memory (disk survives)."""
+        h = self.host(host)
+        if h.up:
+            return
+        h.up = True
+        self.trace.add(self.env._now, "restart", 0, host)
+        for coro_fn, args in h._entries:
+            h._start(coro_fn, args)
+        self.links.wake()
+
+    def at(self, when: float, fn: Callable[..., Any], *args: Any) -> None:
+        """Call fn(*args) at virtual time ``when`` (for fault schedules)."""
+        self.after(max(0.0, when - self.env._now), fn, *args)
+
     # -- scheduling ------------------------------------------------------------------------------
     def after(self, delay: float, fn: Callable[..., Any], *args: Any) -> None:
         """Call ``fn(*args)`` from the simulation kernel ``delay`` virtual seconds from now."""
@@ -272,7 +355,10 @@ class World:
     def _teardown(self) -> None:
         """Cancel what is still running, give it a virtual moment to clean up, then stop."""
         loop = self.loop
-        tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        # In host order, then creation order: all_tasks() iterates in memory-address order.
+        tasks = [t for host in self.hosts.values() for t in host.tasks]
+        known = set(tasks)
+        tasks += sorted((t for t in asyncio.all_tasks(loop) if not t.done() and t not in known), key=lambda t: t.get_name())
         for t in tasks:
             t.cancel()
         if tasks:
@@ -285,3 +371,5 @@ class World:
         except SimulationError:
             pass
         self._running = False
+        if self._disk is not None:
+            shutil.rmtree(self._disk, ignore_errors=True)

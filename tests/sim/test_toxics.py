@@ -1,0 +1,220 @@
+"""Toxiproxy's toxic semantics, in virtual time: exact where Toxiproxy's own tests need tolerances."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from sim import World
+from sim.faults import Toxic
+
+from echo_world import LAT, connect, round_trip, world_with_echo
+
+
+def test_latency_adds_latency_within_jitter_and_keeps_order():
+    world = world_with_echo()
+    world.add_toxic("srv:7", {"type": "latency", "attributes": {"latency": 100, "jitter": 10}})
+
+    async def main():
+        reader, writer = await connect()
+        rtts = [await round_trip(reader, writer, b"x%d" % i) for i in range(30)]
+        writer.write(b"".join(b"%03d" % i for i in range(50)))
+        got = await reader.readexactly(150)
+        return rtts, got
+
+    rtts, got = world.run(main).value
+    for rtt in rtts:
+        assert 0.090 + 2 * LAT - 1e-9 <= rtt <= 0.110 + 2 * LAT + 1e-9
+    assert len(set(round(r, 6) for r in rtts)) > 1  # jitter actually varies
+    assert got == b"".join(b"%03d" % i for i in range(50))
+
+
+def test_upstream_latency_applies_only_client_to_server():
+    world = world_with_echo()
+    world.add_toxic("srv:7", {"type": "latency", "stream": "upstream", "attributes": {"latency": 50}})
+
+    async def main():
+        reader, writer = await connect()
+        return await round_trip(reader, writer, b"ping")
+
+    assert world.run(main).value == pytest.approx(0.050 + 2 * LAT)
+
+
+def test_bandwidth_480kb_at_1000kbs_takes_480ms():
+    world = World(seed=1, latency=LAT, jitter=0.0, tick=0)
+    size = 480_000
+
+    async def ack_when_complete(reader, writer):
+        await reader.readexactly(size)
+        writer.write(b"ok")
+
+    async def server():
+        await (await asyncio.start_server(ack_when_complete, "0.0.0.0", 7, limit=2**20)).serve_forever()
+
+    world.host("srv").spawn(server)
+    world.add_toxic("srv:7", {"type": "bandwidth", "stream": "upstream", "attributes": {"rate": 1000}})
+
+    async def main():
+        reader, writer = await connect()
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        writer.write(bytes(size))
+        await reader.readexactly(2)
+        return loop.time() - t0
+
+    assert world.run(main).value == pytest.approx(0.48 + 2 * LAT, rel=1e-6)
+
+
+def test_timeout_drops_data_and_closes_after_timeout():
+    world = world_with_echo()
+    world.add_toxic("srv:7", {"type": "timeout", "attributes": {"timeout": 1000}})
+
+    async def main():
+        reader, writer = await connect()
+        loop = asyncio.get_running_loop()
+        writer.write(b"hello")
+        data = await reader.read(100)  # nothing comes back; then the connection closes
+        return data, loop.time()
+
+    data, closed_at = world.run(main).value
+    assert data == b""
+    # The toxic's clock starts when it attaches to the new connection (accept time).
+    assert closed_at == pytest.approx(0.01 + LAT + 1.0 + LAT, abs=1e-6)
+
+
+def test_timeout_zero_never_closes_but_removing_it_does():
+    world = world_with_echo()
+    world.add_toxic("srv:7", {"type": "timeout", "name": "t0", "attributes": {"timeout": 0}})
+
+    async def main():
+        reader, writer = await connect()
+        writer.write(b"lost")
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(reader.read(100), timeout=60)
+        world.remove_toxic("srv:7", "t0")
+        return await asyncio.wait_for(reader.read(100), timeout=5)
+
+    assert world.run(main).value == b""
+
+
+def test_reset_peer_resets_after_timeout_from_first_data():
+    world = world_with_echo()
+    world.add_toxic("srv:7", {"type": "reset_peer", "stream": "upstream", "attributes": {"timeout": 500}})
+
+    async def main():
+        reader, writer = await connect()
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(2)  # idle: nothing happens before the first data
+        t0 = loop.time()
+        writer.write(b"first")
+        await reader.readexactly(5)  # echo still arrives before the reset
+        with pytest.raises(ConnectionResetError):
+            await reader.read(100)
+        return loop.time() - t0
+
+    assert world.run(main).value == pytest.approx(LAT + 0.5 + LAT, abs=1e-6)
+
+
+def test_slicer_cuts_chunks_but_keeps_every_byte():
+    world = world_with_echo()
+    world.add_toxic("srv:7", {"type": "slicer", "attributes": {"average_size": 10, "size_variation": 5, "delay": 100}})
+    chunks: list[bytes] = []
+
+    async def main():
+        reader, writer = await connect()
+        payload = bytes(range(256)) * 4
+        writer.write(payload)
+        got = b""
+        while len(got) < len(payload):
+            chunk = await reader.read(65536)
+            chunks.append(chunk)
+            got += chunk
+        return payload, got
+
+    payload, got = world.run(main).value
+    assert got == payload
+    assert len(chunks) > 20
+
+
+def test_limit_data_counts_per_direction_then_closes():
+    world = world_with_echo()
+    world.add_toxic("srv:7", {"type": "limit_data", "attributes": {"bytes": 100}})
+
+    async def main():
+        reader, writer = await connect()
+        writer.write(bytes(60))
+        first = await reader.readexactly(60)
+        writer.write(bytes(60))
+        rest = await reader.read()  # 40 more bytes, then EOF
+        return len(first), len(rest)
+
+    assert world.run(main).value == (60, 40)
+
+
+def test_slow_close_holds_the_close_back():
+    world = World(seed=1, latency=LAT, jitter=0.0, tick=0)
+
+    async def closer(reader, writer):
+        writer.close()
+
+    async def server():
+        await (await asyncio.start_server(closer, "0.0.0.0", 7)).serve_forever()
+
+    world.host("srv").spawn(server)
+    world.add_toxic("srv:7", {"type": "slow_close", "attributes": {"delay": 2000}})
+
+    async def main():
+        reader, _ = await connect()
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        assert await reader.read() == b""
+        return loop.time() - t0
+
+    assert world.run(main).value == pytest.approx(2.0 + LAT, abs=2e-3)
+
+
+def test_down_closes_connections_and_refuses_new_ones_until_enabled():
+    world = world_with_echo()
+
+    async def main():
+        reader, writer = await connect()
+        world.disable("srv:7")
+        closed = await reader.read()
+        with pytest.raises(ConnectionRefusedError):
+            await asyncio.open_connection("srv", 7)
+        world.enable("srv:7")
+        r2, w2 = await asyncio.open_connection("srv", 7)
+        return closed, await round_trip(r2, w2, b"back")
+
+    closed, rtt = world.run(main).value
+    assert closed == b"" and rtt == pytest.approx(2 * LAT)
+
+
+def test_toxicity_zero_never_applies_and_toxics_change_open_connections():
+    world = world_with_echo()
+    world.add_toxic("srv:7", {"type": "latency", "toxicity": 0.0, "attributes": {"latency": 1000}})
+
+    async def main():
+        reader, writer = await connect()
+        clean = await round_trip(reader, writer, b"a")
+        world.add_toxic("srv:7", {"type": "latency", "name": "late", "attributes": {"latency": 300}})
+        slowed = await round_trip(reader, writer, b"b")
+        world.update_toxic("srv:7", "late", {"attributes": {"latency": 700}})
+        slower = await round_trip(reader, writer, b"c")
+        world.remove_toxic("srv:7", "late")
+        back = await round_trip(reader, writer, b"d")
+        return clean, slowed, slower, back
+
+    clean, slowed, slower, back = world.run(main).value
+    assert clean == pytest.approx(2 * LAT)
+    assert slowed == pytest.approx(0.3 + 2 * LAT)
+    assert slower == pytest.approx(0.7 + 2 * LAT)
+    assert back == pytest.approx(2 * LAT)
+
+
+def test_toxic_json_matches_toxiproxy_shape_and_rejects_unknown_types():
+    toxic = Toxic.model_validate({"type": "bandwidth", "attributes": {"rate": 5}})
+    assert toxic.to_json() == {"name": "bandwidth_downstream", "type": "bandwidth", "stream": "downstream", "toxicity": 1.0, "attributes": {"rate": 5}}
+    with pytest.raises(ValueError):
+        Toxic.model_validate({"type": "explode"})
