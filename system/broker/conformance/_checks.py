@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-from system.broker.conformance._registry import Ctx, Fail, Skip, statement
+from system.broker.conformance._registry import Ctx, Fail, Skip, area, statement
 from system.broker.conformance._wire import (
     PUBACK,
     PUBCOMP,
@@ -38,6 +38,7 @@ async def _marker(ctx: Ctx, topic: str, payload: bytes = b"marker") -> None:
 
 
 # ---------------------------------------------------------------- CONNECT / CONNACK
+area("connect")
 
 
 @statement("MQTT-3.2.2-1", "clean_session_1_session_present_0", "CleanSession=1: CONNACK session present is 0")
@@ -54,8 +55,9 @@ async def _sp_stored(ctx: Ctx) -> None:
     a = await ctx.client("a", clean=False)
     await a.subscribe([(ctx.topic("t"), 1)])
     await ctx.leave(a)
+    await asyncio.sleep(ctx.target.away)  # offline for a while, not just a blip
     a = await ctx.client("a", clean=False)
-    _expect(a.session_present, "session present = 0 although an anonymous CleanSession=0 session was stored")
+    _expect(a.session_present, f"session present = 0 after {ctx.target.away} s away (anonymous CleanSession=0)")
 
 
 @statement("MQTT-3.2.2-3", "no_stored_session_present_0", "CleanSession=0 without a stored session: session present is 0")
@@ -120,18 +122,20 @@ async def _bad_level(ctx: Ctx) -> None:
 
 
 # ---------------------------------------------------------------- sessions
+area("sessions")
 
 
 async def _keeps_subscription(ctx: Ctx, creds: bool) -> None:
     a = await ctx.client("a", clean=False, creds=creds)
     await a.subscribe([(ctx.topic("t"), 1)])
     await ctx.leave(a)
+    await asyncio.sleep(ctx.target.away)  # offline for a while, not just a blip
     a = await ctx.client("a", clean=False, creds=creds)
     await _marker(ctx, ctx.topic("t"))
     try:
         await a.messages_until(b"marker")
     except TimeoutError:
-        raise Fail("subscription lost across a CleanSession=0 reconnect") from None
+        raise Fail(f"subscription lost after {ctx.target.away} s away with CleanSession=0") from None
 
 
 @statement("MQTT-3.1.2-4", "clean_session_0_keeps_subscriptions", "CleanSession=0: subscriptions survive a disconnect (anonymous)")
@@ -203,6 +207,7 @@ async def _clean_discards(ctx: Ctx) -> None:
 
 
 # ---------------------------------------------------------------- delivery
+area("delivery")
 
 
 @statement("MQTT-3.8.4-6", "delivered_qos_is_min_of_publish_and_granted", "delivered QoS = min(published QoS, granted QoS)")
@@ -355,6 +360,7 @@ async def _pubrel_reconnect(ctx: Ctx) -> None:
 
 
 # ---------------------------------------------------------------- retained messages
+area("retained")
 
 
 @statement("MQTT-3.3.1-5", "retained_stored_per_topic", "the last retained message per topic is stored and sent to new subscribers")
@@ -449,6 +455,7 @@ async def _retained_qos(ctx: Ctx) -> None:
 
 
 # ---------------------------------------------------------------- keepalive and will
+area("keepalive")
 
 
 def _will(ctx: Ctx) -> tuple[str, bytes, int, bool]:
@@ -458,7 +465,7 @@ def _will(ctx: Ctx) -> tuple[str, bytes, int, bool]:
 @statement("MQTT-3.1.2-24", "keepalive_silence_disconnects", "a client silent for 1.5 x keepalive is disconnected")
 async def _keepalive(ctx: Ctx) -> None:
     a = await ctx.client("a", keepalive=1)
-    _expect(await a.closed(timeout=20), "silent client with keepalive 1 s still connected after 20 s")
+    _expect(await a.closed(timeout=2 * ctx.target.timeout), "silent client with keepalive 1 s never disconnected")
 
 
 @statement("MQTT-3.1.2-8", "will_published_on_keepalive_timeout", "the will is published when the server closes a silent client")
@@ -467,9 +474,9 @@ async def _will_keepalive(ctx: Ctx) -> None:
     await w.subscribe([(ctx.topic("will"), 1)])
     await ctx.client("a", keepalive=1, will=_will(ctx))
     try:
-        p = await w.recv(PUBLISH, timeout=20)
+        p = await w.recv(PUBLISH, timeout=2 * ctx.target.timeout)
     except TimeoutError:
-        raise Fail("no will within 20 s of a keepalive 1 s client going silent") from None
+        raise Fail("no will after a keepalive 1 s client went silent") from None
     _expect(p.payload == b"gone", f"got {p!r}")
 
 
@@ -507,6 +514,7 @@ async def _ping(ctx: Ctx) -> None:
 
 
 # ---------------------------------------------------------------- topics
+area("topics")
 
 
 @statement("MQTT-4.7.2-1", "dollar_topics_not_matched_by_wildcards", "# and + at the first level do not match $-topics")
@@ -591,6 +599,7 @@ async def _acl(ctx: Ctx) -> None:
 
 
 # ---------------------------------------------------------------- bad input
+area("bad-input")
 
 
 async def _closes(ctx: Ctx, raw: bytes, what: str, connect_first: bool = True) -> None:

@@ -21,6 +21,8 @@ class Target:
     username: str | None = None
     password: str | None = None
     denied_filter: str | None = None
+    timeout: float = 10.0  # seconds to wait for each expected event; generous for a loaded machine
+    away: float = 2.0  # how long a client with a persistent session stays offline in session checks
 
     @property
     def label(self) -> str:
@@ -56,9 +58,16 @@ class Statement:
     name: str  # "MQTT_3_1_2_4_clean_session_0_keeps_subscriptions": the pytest test's name
     text: str
     check: Check
+    area: str = ""  # "connect", "sessions", "delivery", "retained", "keepalive", "topics", "bad-input"
 
 
 STATEMENTS: list[Statement] = []
+_area = [""]
+
+
+def area(name: str) -> None:
+    """Statements registered from now on belong to this area (a section of the suite)."""
+    _area[0] = name
 
 
 def statement(ref: str, slug: str, text: str) -> Callable[[Check], Check]:
@@ -66,7 +75,7 @@ def statement(ref: str, slug: str, text: str) -> Callable[[Check], Check]:
 
     def register(fn: Check) -> Check:
         prefix = ref.replace("-", "_").replace(".", "_")
-        STATEMENTS.append(Statement(ref, f"{prefix}_{slug}", text, fn))
+        STATEMENTS.append(Statement(ref, f"{prefix}_{slug}", text, fn, _area[0]))
         return fn
 
     return register
@@ -92,6 +101,7 @@ class Ctx:
 
     async def open(self) -> RawClient:
         c = await RawClient.open(self.target.host, self.target.port)
+        c.timeout = self.target.timeout
         self.clients.append(c)
         return c
 
@@ -111,7 +121,7 @@ class Ctx:
     async def leave(self, c: RawClient) -> None:
         """DISCONNECT and wait until the broker has closed the connection (it has ended the session)."""
         await c.send(bytes([0xE0, 0]))
-        await c.closed(10)
+        await c.closed()
         await c.abort()
 
     async def alive(self) -> None:
@@ -133,11 +143,11 @@ class Ctx:
                 pass
 
 
-async def run_check(st: Statement, target: Target, rng: random.Random | None = None, timeout: float = 60.0) -> Outcome:
+async def run_check(st: Statement, target: Target, rng: random.Random | None = None) -> Outcome:
     """Run one check against ``target`` and say what happened; never raises for a broker's fault."""
     ctx = Ctx(target, rng or random.Random())
     try:
-        detail = await asyncio.wait_for(st.check(ctx), timeout)
+        detail = await asyncio.wait_for(st.check(ctx), 12 * target.timeout)
         return Outcome(st.statement, st.name, "pass", detail or "")
     except Skip as exc:
         return Outcome(st.statement, st.name, "skip", str(exc))

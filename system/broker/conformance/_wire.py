@@ -158,6 +158,7 @@ class RawClient:
     writer: asyncio.StreamWriter
     backlog: list[Packet] = field(default_factory=list)
     eof: bool = False
+    timeout: float = 10.0  # how long to wait for an expected packet
 
     @classmethod
     async def open(cls, host: str, port: int, timeout: float = 10.0) -> "RawClient":
@@ -184,13 +185,13 @@ class RawClient:
             return None
         return Packet(first[0] >> 4, first[0] & 0x0F, body)
 
-    async def recv(self, *types: int, timeout: float = 10.0) -> Packet:
+    async def recv(self, *types: int, timeout: float | None = None) -> Packet:
         """The next packet of one of ``types`` (any type if none); others wait in the backlog."""
         for i, p in enumerate(self.backlog):
             if not types or p.type in types:
                 return self.backlog.pop(i)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + (self.timeout if timeout is None else timeout)
         while True:
             if self.eof:
                 raise Closed("connection closed by the broker")
@@ -235,7 +236,7 @@ class RawClient:
             rel = await self.recv(PUBREL)
             await self.send(ack_bytes(PUBCOMP, rel.pid))
 
-    async def messages_until(self, marker: bytes, timeout: float = 10.0, ack: bool = True) -> list[Packet]:
+    async def messages_until(self, marker: bytes, timeout: float | None = None, ack: bool = True) -> list[Packet]:
         """All PUBLISHes up to and including the one whose payload is ``marker``."""
         got: list[Packet] = []
         while True:
@@ -246,7 +247,7 @@ class RawClient:
             if p.payload == marker:
                 return got
 
-    async def closed(self, timeout: float = 10.0) -> bool:
+    async def closed(self, timeout: float | None = None) -> bool:
         """True once the broker closes the connection; packets meanwhile go to the backlog."""
         try:
             while True:
@@ -256,7 +257,7 @@ class RawClient:
         except TimeoutError:
             return False
 
-    async def ping(self, timeout: float = 10.0) -> bool:
+    async def ping(self, timeout: float | None = None) -> bool:
         await self.send(packet(PINGREQ, 0, b""))
         try:
             await self.recv(PINGRESP, timeout=timeout)
