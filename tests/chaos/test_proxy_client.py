@@ -9,7 +9,7 @@ from toxiproxy import Toxiproxy
 from toxiproxy.api import APIConsumer
 from toxiproxy.exceptions import InvalidToxic, NotFound, ProxyExists
 
-from chaos.proxy import ProxyServerThread
+from chaos.proxy import ProxyServer, ProxyServerThread
 
 UPSTREAM = "127.0.0.1:20001"
 
@@ -121,3 +121,12 @@ def test_populate(proxy_thread: ProxyServerThread) -> None:
     )
     assert [p.name for p in created] == ["a", "b"]
     assert client.get_proxy("a").enabled is True and client.get_proxy("b").enabled is False
+
+
+def test_in_process_control_of_a_threaded_server(proxy_thread: ProxyServerThread) -> None:
+    async def populate(server: ProxyServer) -> list[str]:
+        return [p.name for p in await server.populate([{"name": "a", "upstream": UPSTREAM}])]
+
+    assert proxy_thread.call(populate) == ["a"]
+    assert set(Toxiproxy().proxies()) == {"a"}
+    assert accepts(Toxiproxy().get_proxy("a").listen)
