@@ -67,6 +67,30 @@ def proxy(
     raise typer.Exit(run(host=host, port=port, config=config))
 
 
+@app.command("broker")
+def broker(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on (loopback by default)."),
+    port: int = typer.Option(1883, min=0, max=65535, help="Port to listen on (0 picks a free one)."),
+    flavor: str = typer.Option("squall", help="squall (amqtt with squall's MQTT 3.1.1 fixes) or amqtt (stock)."),
+    conformance: bool = typer.Option(False, "--conformance", help="Run the MQTT 3.1.1 conformance suite instead."),
+    against: Optional[str] = typer.Option(
+        None, help="HOST:PORT of any broker to check (default: a fresh embedded broker of --flavor)."
+    ),
+    only: Optional[str] = typer.Option(None, help="With --conformance: only statements whose name contains this."),
+    seed: Optional[int] = typer.Option(None, help="With --conformance: seed for client ids and topic names."),
+) -> None:
+    """The embedded MQTT broker standalone until Ctrl-C, or --conformance: the statement table (exit 1 on a failure)."""
+    from system.broker._standalone import UsageError, conformance as run_conformance, serve
+
+    if against is not None and not conformance:
+        raise BadInput("--against only makes sense with --conformance; add --conformance")
+    try:
+        code = run_conformance(against, flavor, only, seed) if conformance else serve(host, port, flavor)
+    except UsageError as exc:
+        raise BadInput(str(exc)) from None
+    raise typer.Exit(code)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: bad input is one line on stderr and exit code 2, never a traceback."""
     try:

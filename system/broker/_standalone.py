@@ -1,0 +1,78 @@
+"""The broker as a program: serve until interrupted, or run the conformance suite and report."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sys
+from typing import TextIO
+
+from system.broker.embedded import FLAVORS, EmbeddedBroker
+
+
+class UsageError(ValueError):
+    """A bad argument to the broker program; the message is one line naming the fix."""
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` -> (host, port); UsageError with a one-line reason otherwise."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--against must be HOST:PORT with a port in 1-65535 (got {text!r}), e.g. 127.0.0.1:1883")
+    return host.strip("[]"), int(port)
+
+
+def _check_flavor(flavor: str) -> None:
+    if flavor not in FLAVORS:
+        raise UsageError(f"--flavor must be one of {', '.join(FLAVORS)} (got {flavor!r})")
+
+
+def serve(host: str, port: int, flavor: str, out: TextIO | None = None) -> int:
+    """Run the embedded broker until Ctrl-C; 0 on a clean stop."""
+    _check_flavor(flavor)
+
+    async def main() -> None:
+        broker = EmbeddedBroker(host, port, flavor=flavor)  # type: ignore[arg-type]
+        try:
+            await broker.start()
+        except Exception as exc:  # amqtt wraps bind errors in BrokerError
+            raise UsageError(f"cannot listen on {host}:{port} ({exc}); pick another with --host/--port") from None
+        print(f"squall broker ({flavor}) listening on {host}:{broker.port}; Ctrl-C stops it", file=out or sys.stdout, flush=True)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await broker.stop()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def conformance(against: str | None, flavor: str, only: str | None = None, seed: int | None = None,
+                out: TextIO | None = None) -> int:
+    """Run the suite against ``against`` (HOST:PORT) or a fresh embedded broker; 1 if any statement fails."""
+    from system.broker.conformance import Target, format_table, run_suite
+
+    _check_flavor(flavor)
+    address = parse_address(against) if against else None
+    rng = random.Random(seed)
+
+    async def main() -> list:
+        if address is not None:
+            try:
+                _, writer = await asyncio.wait_for(asyncio.open_connection(*address), 10)
+                writer.close()
+            except (OSError, asyncio.TimeoutError) as exc:
+                raise UsageError(f"no broker answers at {against} ({exc!r}); start one or fix --against") from None
+            return await run_suite(Target(*address, name=against or ""), rng, only)
+        async with EmbeddedBroker("127.0.0.1", 0, flavor=flavor) as broker:  # type: ignore[arg-type]
+            return await run_suite(Target("127.0.0.1", broker.port, name=f"embedded {flavor}"), rng, only)
+
+    outcomes = asyncio.run(main())
+    if not outcomes:
+        raise UsageError(f"--only {only!r} matches no statement; names look like MQTT_3_1_2_4_clean_session_0_...")
+    title = f"MQTT 3.1.1 conformance of {against or f'the embedded {flavor} broker'}"
+    print(format_table(outcomes, title), file=out or sys.stdout)
+    return 1 if any(o.status == "fail" for o in outcomes) else 0

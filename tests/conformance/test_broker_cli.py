@@ -1,0 +1,41 @@
+"""`squall broker`: bad arguments are one line and exit 2; --conformance prints the table and exits 0/1."""
+
+from __future__ import annotations
+
+import pytest
+
+from sim.cli import main
+
+
+def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(["broker", *args])
+    out, err = capsys.readouterr()
+    return int(exc.value.code or 0), out, err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--flavor", "nope"], "--flavor must be one of squall, amqtt"),
+        (["--conformance", "--against", "localhost"], "--against must be HOST:PORT"),
+        (["--against", "127.0.0.1:1883"], "only makes sense with --conformance"),
+        (["--conformance", "--only", "no_such_statement"], "matches no statement"),
+    ],
+)
+def test_bad_arguments_are_one_line_exit_2(capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
+    code, _, err = _run(capsys, *args)
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("squall: error:") and message in err
+
+
+def test_conformance_on_squall_passes(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "--conformance", "--only", "MQTT_4_4_0_1", "--seed", "1")
+    assert code == 0, out
+    assert "MQTT_4_4_0_1_unacked_publish_resent_with_dup  pass" in out and "  fail  " not in out
+
+
+def test_conformance_on_stock_amqtt_exits_1_naming_the_statement(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _run(capsys, "--conformance", "--flavor", "amqtt", "--only", "resubscribe", "--seed", "1")
+    assert code == 1, err
+    assert "MQTT_3_8_4_3_resubscribe_replaces_subscription  fail" in out
