@@ -41,6 +41,57 @@ def sim_demo(
     raise typer.Exit(run_demo(seed=seed, devices=devices, seconds=seconds))
 
 
+def _default_out(kind: str, scenario: str, seed: int | None = None) -> Path:
+    name = Path(scenario).stem if scenario.endswith(".toml") else scenario
+    return Path("squall-runs") / (f"{kind}-{name}" + (f"-seed{seed}" if seed is not None else ""))
+
+
+@sim_app.command("run")
+def sim_run(
+    scenario: str = typer.Argument(..., help="A shipped scenario's name (smoke, swarm, ...) or a .toml path."),
+    seed: Optional[int] = typer.Option(None, help="Seed of the run (default: the scenario's)."),
+    out: Optional[Path] = typer.Option(None, help="Run directory (default: squall-runs/sim-SCENARIO-seedN)."),
+    duration: Optional[float] = typer.Option(None, min=0.001, help="Override the scenario's virtual duration (seconds)."),
+) -> None:
+    """One seeded run: report.json, report.md, history.jsonl, plots. Exit 1 if a check fails."""
+    from sim.run_cli import run_one
+
+    raise typer.Exit(run_one(scenario, seed, out, duration))
+
+
+@sim_app.command("sweep")
+def sim_sweep(
+    scenario: str = typer.Argument(..., help="A shipped scenario's name or a .toml path."),
+    seeds: str = typer.Option("1-20", help="Seeds: a range 1-50, a list 3,7,9, or both."),
+    jobs: Optional[int] = typer.Option(None, min=1, help="Parallel runs (default: the number of cores)."),
+    out: Optional[Path] = typer.Option(None, help="Sweep directory (default: squall-runs/sweep-SCENARIO)."),
+) -> None:
+    """Many seeds in parallel with a progress bar; failing seeds listed with their replay commands."""
+    from sim.run_cli import sweep_many
+
+    raise typer.Exit(sweep_many(scenario, seeds, jobs, out or _default_out("sweep", scenario)))
+
+
+@sim_app.command("replay")
+def sim_replay(run_dir: Path = typer.Argument(..., help="A run directory written by squall sim run.")) -> None:
+    """Run a run directory again; exit 0 when the trace hash matches, else print the first divergence."""
+    from sim.run_cli import replay_dir
+
+    raise typer.Exit(replay_dir(run_dir))
+
+
+@sim_app.command("shrink")
+def sim_shrink(
+    run_dir: Path = typer.Argument(..., help="A failing run directory (from sim run or a sweep)."),
+    runs: int = typer.Option(60, min=1, help="How many runs the shrinker may spend."),
+    out: Optional[Path] = typer.Option(None, help="Where to write the shrunk scenario (default: RUN_DIR/shrunk.toml)."),
+) -> None:
+    """Shrink a failing run's fault schedule to a minimal one that still fails; write it as a scenario."""
+    from sim.run_cli import shrink_dir
+
+    raise typer.Exit(shrink_dir(run_dir, runs, out))
+
+
 @app.command("bench")
 def bench(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the figures as JSON to FILE."),

@@ -1,0 +1,97 @@
+"""What a scenario runs, whatever the world: the broker, the fleet's services, the watchers.
+
+Both runners (sim and chaos) start exactly these, so a scenario means the same thing in
+both worlds; they differ only in where a service runs and what "crash" means.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+from sim.scenario import Scenario
+
+Observer = Callable[[Any], None]
+Entry = Callable[[Observer, Path], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str  # also its host name in sim and its MQTT client id
+    kind: str
+    run: Entry
+    depends_on: tuple[str, ...] = ()
+
+
+def plan(scenario: Scenario, seed: int, broker_url: str, note: Callable[..., None]) -> list[Service]:
+    """The services of one run, in start order (dependencies first)."""
+    from system.fleet import fleet_services
+
+    services = [Service(s.name, s.kind, s.run, tuple(s.depends_on)) for s in fleet_services(scenario.fleet_config(), broker_url, seed)]
+    services.append(Service("monitor", "monitor", _monitor(broker_url, note)))
+    if scenario.workload.churn_subscriber:
+        services.append(Service("watcher", "watcher", _churn(scenario, broker_url, seed)))
+    return _ordered(services)
+
+
+def _ordered(services: list[Service]) -> list[Service]:
+    by_name = {s.name: s for s in services}
+    done: dict[str, Service] = {}
+
+    def visit(s: Service, path: tuple[str, ...]) -> None:
+        if s.name in done:
+            return
+        if s.name in path:
+            raise ValueError(f"dependency cycle: {' -> '.join(path + (s.name,))}")
+        for dep in s.depends_on:
+            if dep in by_name:
+                visit(by_name[dep], path + (s.name,))
+        done[s.name] = s
+
+    for s in services:
+        visit(s, ())
+    return list(done.values())
+
+
+def _monitor(broker_url: str, note: Callable[..., None]) -> Entry:
+    """Watches every client's retained availability, as a dashboard would."""
+
+    async def run(observer: Observer, disk: Path) -> None:
+        from system.bus import BusClient, BusSettings
+
+        async def seen(msg: Any) -> None:
+            subject = msg.topic.rsplit("/", 1)[-1]
+            status = (msg.data or {}).get("status") if isinstance(msg.data, dict) else None
+            if subject != "monitor" and status:
+                note("availability", subject=subject, status=status)
+
+        settings = BusSettings(url=broker_url, client_id="monitor", heartbeat_interval=0)
+        client = BusClient(settings, observer=lambda e: None, rng=random.Random(f"monitor"))
+        await client.subscribe(f"{settings.prefix}/availability/+", seen)
+        await client.start()
+        await asyncio.Event().wait()
+
+    return run
+
+
+def _churn(scenario: Scenario, broker_url: str, seed: int) -> Entry:
+    """A QoS 1 subscriber with a persistent session that keeps dropping off and coming back."""
+    w = scenario.workload
+
+    async def run(observer: Observer, disk: Path) -> None:
+        from system.bus import BusClient, BusSettings
+
+        rng = random.Random(f"watcher:{seed}")
+        settings = BusSettings(url=broker_url, client_id="watcher", heartbeat_interval=0, clean_session=False)
+        while True:
+            client = BusClient(settings, observer=observer, rng=rng)
+            await client.subscribe(w.churn_topics, lambda msg: None, qos=1)
+            await client.start()
+            await asyncio.sleep(w.churn_every * (0.5 + rng.random()))
+            await client.abort()  # gone without a DISCONNECT, messages in flight
+            await asyncio.sleep(w.churn_offline)
+
+    return run

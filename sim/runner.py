@@ -1,0 +1,153 @@
+"""The sim runner: a scenario's broker and fleet as hosts of a simulated world.
+
+`run_scenario(scenario, seed)` gives a `RunOutcome` (report dict, history, trace); with
+``out`` it also writes the run directory that `squall sim replay` and `shrink` read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sim._plan import plan
+from sim._trace import Trace
+from sim._world import World
+from sim.checks import CheckResult, RunFacts, metrics, run_checks
+from sim.faults.schedule import CrashFault, Schedule
+from sim.history import History
+from sim.scenario import Scenario
+
+BROKER = "broker"
+BROKER_PORT = 1883
+
+
+@dataclass
+class RunOutcome:
+    report: dict[str, Any]
+    history: History
+    schedule: Schedule
+    trace: Trace | None
+    scenario: Scenario
+
+    @property
+    def ok(self) -> bool:
+        return all(c["ok"] for c in self.report["checks"])
+
+
+def replay_command(scenario_ref: str, seed: int) -> str:
+    return f"squall sim run {scenario_ref} --seed {seed}"
+
+
+def run_scenario(
+    scenario: Scenario,
+    seed: int | None = None,
+    *,
+    out: Path | None = None,
+    schedule: Schedule | None = None,
+    keep_trace: bool = True,
+    scenario_ref: str | None = None,
+    plots: bool = True,
+) -> RunOutcome:
+    seed = scenario.seed if seed is None else seed
+    schedule = scenario.schedule(seed) if schedule is None else schedule
+    logging.getLogger("amqtt").setLevel(logging.CRITICAL)
+    net = scenario.network
+    world = World(
+        seed=seed,
+        latency=net.latency_ms / 1000.0,
+        jitter=net.jitter_ms / 1000.0,
+        tick=net.tick_ms / 1000.0,
+        user_timeout=net.user_timeout_s,
+        trace=keep_trace,
+    )
+    history = History(clock=lambda: world.now)
+    flavor = scenario.broker.flavor
+
+    async def broker() -> None:
+        from system.broker import EmbeddedBroker
+
+        b = EmbeddedBroker(host="0.0.0.0", port=BROKER_PORT, flavor=flavor)
+        await b.start()
+        await asyncio.Event().wait()
+
+    world.host(BROKER).spawn(broker)
+    url = f"mqtt://{BROKER}:{BROKER_PORT}"
+    for service in plan(scenario, seed, url, history.note):
+        host = world.host(service.name)
+        host.spawn(service.run, history, host.disk)
+    _record_faults(world, schedule, history)
+    schedule.apply(world)
+
+    wall = time.perf_counter()
+    result = world.run(until=scenario.duration)
+    wall = time.perf_counter() - wall
+
+    facts = RunFacts(duration=scenario.duration, quiet_after=schedule.quiet_after)
+    checks = run_checks(history.records, scenario.checks, facts)
+    report = build_report(
+        scenario=scenario,
+        mode="sim",
+        seed=seed,
+        checks=checks,
+        metrics=metrics(history.records, scenario.checks, facts),
+        virtual_seconds=result.now,
+        wall_seconds=wall,
+        trace_hash=result.trace_hash,
+        schedule=schedule,
+        replay=replay_command(scenario_ref or scenario.name, seed),
+        extra={"kernel_errors": result.errors[:20]},
+    )
+    outcome = RunOutcome(report, history, schedule, result.trace, scenario)
+    if out is not None:
+        from sim.report import write_run
+
+        write_run(out, outcome, plots=plots)
+    return outcome
+
+
+def _record_faults(world: World, schedule: Schedule, history: History) -> None:
+    for f in sorted(schedule.faults, key=lambda f: f.at):
+        fields = {"kind": f.fault.kind, "label": f.fault.label()}
+        world.at(f.at, history.note, "fault", **fields)
+        if isinstance(f.fault, CrashFault):
+            world.at(f.at, history.note, "crash", host=f.fault.host)
+        if f.duration is not None:
+            world.at(f.at + f.duration, history.note, "heal", **fields)
+
+
+def build_report(
+    *,
+    scenario: Scenario,
+    mode: str,
+    seed: int,
+    checks: list[CheckResult],
+    metrics: dict[str, Any],
+    virtual_seconds: float,
+    wall_seconds: float,
+    trace_hash: str | None,
+    schedule: Schedule,
+    replay: str,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """report.json's content: the contract fields first, then what helps a person."""
+    failed = [c for c in checks if not c.ok]
+    return {
+        "scenario": scenario.name,
+        "mode": mode,
+        "seed": seed,
+        "trace_hash": trace_hash,
+        "virtual_seconds": round(virtual_seconds, 6),
+        "wall_seconds": round(wall_seconds, 3),
+        "checks": [c.to_json() for c in checks],
+        "metrics": metrics,
+        "ok": not failed,
+        "replay": replay,
+        "broker": scenario.broker.flavor,
+        "faults": [{"at": a, "until": b, "kind": k, "label": lbl} for a, b, k, lbl in schedule.windows()],
+        "quiet_after": schedule.quiet_after,
+        **(extra or {}),
+    }
