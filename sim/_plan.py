@@ -26,14 +26,19 @@ class Service:
     depends_on: tuple[str, ...] = ()
 
 
-def plan(scenario: Scenario, seed: int, broker_url: str, note: Callable[..., None]) -> list[Service]:
-    """The services of one run, in start order (dependencies first)."""
+def plan(scenario: Scenario, seed: int, broker_url: str | Callable[[str], str], note: Callable[..., None]) -> list[Service]:
+    """The services of one run, in start order (dependencies first).
+
+    ``broker_url`` is one URL for every service (sim), or a function of the service's name
+    (chaos, where each service reaches the broker through its own proxy).
+    """
     from system.fleet import fleet_services
 
-    services = [Service(s.name, s.kind, s.run, tuple(s.depends_on)) for s in fleet_services(scenario.fleet_config(), broker_url, seed)]
-    services.append(Service("monitor", "monitor", _monitor(broker_url, note)))
+    url_for = broker_url if callable(broker_url) else (lambda _name, url=broker_url: url)
+    services = [Service(s.name, s.kind, s.run, tuple(s.depends_on)) for s in fleet_services(scenario.fleet_config(), url_for, seed)]
+    services.append(Service("monitor", "monitor", _monitor(url_for("monitor"), note)))
     if scenario.workload.churn_subscriber:
-        services.append(Service("watcher", "watcher", _churn(scenario, broker_url, seed)))
+        services.append(Service("watcher", "watcher", _churn(scenario, url_for("watcher"), seed)))
     return _ordered(services)
 
 

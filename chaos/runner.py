@@ -1,0 +1,282 @@
+"""The chaos runner: a scenario's broker and fleet for real, on loopback, through the proxy.
+
+Every service reaches the broker through its own proxy (Toxiproxy's HTTP API: the embedded
+squall proxy, or a real Toxiproxy at ``TOXIPROXY_URL``), so a fault on one device's link
+touches only that device, as in the simulated world. The scenario's schedule is scaled to
+the chaos duration. What a proxy cannot do is mapped to the nearest thing it can:
+
+- toxics on ``broker:1883``: on every service's proxy; on ``a<->broker``: on a's proxy.
+- ``down`` and ``partition``: the affected proxies disabled (a proxy cannot hold bytes the
+  way a partition does, so a partition is harsher here: connections close).
+- ``crash`` of the broker: the broker stopped and started again for real; of a service:
+  its task cancelled and its entry point run again.
+- ``skew``: not possible for real; recorded as skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from sim._plan import Service, plan
+from sim.checks import RunFacts, metrics, run_checks
+from sim.errors import BadInput
+from sim.faults.schedule import CrashFault, DownFault, PartitionFault, Schedule, SkewFault, TimedFault, ToxicFault
+from sim.history import History
+from sim.runner import RunOutcome, build_report
+from sim.scenario import Scenario
+
+log = logging.getLogger("chaos.runner")
+BROKER = "broker"
+
+
+class ToxiproxyAPI:
+    """The few Toxiproxy HTTP calls the runner needs (works against squall's proxy and the original)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                text = resp.read()
+        except urllib.error.HTTPError as exc:
+            raise RuntimeError(f"toxiproxy {method} {path}: {exc.code} {exc.read().decode(errors='replace')}") from None
+        return json.loads(text) if text else None
+
+    async def call(self, method: str, path: str, body: Any = None) -> Any:
+        return await asyncio.to_thread(self._call, method, path, body)
+
+    async def create(self, name: str, listen: str, upstream: str) -> str:
+        proxy = await self.call("POST", "/proxies", {"name": name, "listen": listen, "upstream": upstream, "enabled": True})
+        return proxy["listen"]
+
+    async def reset(self) -> None:
+        await self.call("POST", "/reset")
+
+    async def delete(self, name: str) -> None:
+        try:
+            await self.call("DELETE", f"/proxies/{name}")
+        except RuntimeError:
+            pass
+
+
+@dataclass
+class _Running:
+    service: Service
+    task: asyncio.Task[None] | None = None
+
+
+class ChaosRun:
+    def __init__(self, scenario: Scenario, seed: int, *, broker_url: str | None, toxiproxy_url: str | None, upstream: str | None, duration: float | None) -> None:
+        self.scenario = scenario
+        self.seed = seed
+        self.duration = duration or scenario.chaos.duration
+        self.scale = self.duration / scenario.duration
+        self.external_broker = broker_url
+        self.toxiproxy_url = toxiproxy_url
+        self.upstream_override = upstream
+        self.history: History | None = None
+        self.skipped: list[str] = []
+
+    def scaled_schedule(self) -> Schedule:
+        s = self.scale
+        return Schedule(faults=[f.model_copy(update={"at": round(f.at * s, 3), "duration": None if f.duration is None else max(0.2, round(f.duration * s, 3))}) for f in self.scenario.schedule(self.seed).faults])
+
+    async def run(self) -> RunOutcome:
+        from system.broker import EmbeddedBroker
+
+        loop = asyncio.get_running_loop()
+        origin = loop.time()
+        history = self.history = History(clock=loop.time, origin=origin)
+        broker: EmbeddedBroker | None = None
+        if self.external_broker is None:
+            broker = EmbeddedBroker(host="127.0.0.1", port=0, flavor=self.scenario.broker.flavor)
+            await broker.start()
+            broker_addr = f"127.0.0.1:{broker.port}"
+        else:
+            broker_addr = self.external_broker.split("://", 1)[-1].rsplit("@", 1)[-1]
+        upstream = self.upstream_override or broker_addr
+
+        proxy_server = None
+        if self.toxiproxy_url is None:
+            from chaos.proxy import ProxyServer
+
+            proxy_server = ProxyServer(port=0)
+            await proxy_server.start()
+            api = ToxiproxyAPI(proxy_server.url)
+        else:
+            api = ToxiproxyAPI(self.toxiproxy_url)
+
+        listen_host = os.environ.get("SQUALL_PROXY_LISTEN", "127.0.0.1")
+        urls: dict[str, str] = {}
+        services: list[Service] = []
+        try:
+            names = [s.name for s in plan(self.scenario, self.seed, "mqtt://unused:1", history.note)]
+            for name in names:
+                await api.delete(name)
+                listen = await api.create(name, f"{listen_host}:0", upstream)
+                port = int(listen.rsplit(":", 1)[1])
+                urls[name] = f"mqtt://127.0.0.1:{port}"
+            services = plan(self.scenario, self.seed, lambda name: urls[name], history.note)  # type: ignore[arg-type]
+            running = {s.name: _Running(s) for s in services}
+            data_root = Path(os.environ.get("SQUALL_CHAOS_DATA", "")) if os.environ.get("SQUALL_CHAOS_DATA") else None
+            import tempfile
+
+            with tempfile.TemporaryDirectory(prefix="squall-chaos-") as tmp:
+                root = data_root or Path(tmp)
+
+                def start(name: str) -> None:
+                    r = running[name]
+                    disk = root / name
+                    disk.mkdir(parents=True, exist_ok=True)
+                    r.task = asyncio.create_task(r.service.run(history, disk), name=f"chaos:{name}")
+
+                for s in services:
+                    start(s.name)
+                schedule = self.scaled_schedule()
+                handles = self._schedule(schedule, api, names, running, start, broker, history)
+                sampler = asyncio.create_task(self._sample(history))
+                wall = time.perf_counter()
+                await asyncio.sleep(self.duration)
+                wall = time.perf_counter() - wall
+                for h in handles:
+                    h.cancel()
+                sampler.cancel()
+                for r in running.values():
+                    if r.task is not None:
+                        r.task.cancel()
+                await asyncio.gather(*(r.task for r in running.values() if r.task), return_exceptions=True)
+        finally:
+            for name in urls:
+                await api.delete(name)
+            if proxy_server is not None:
+                await proxy_server.stop()
+            if broker is not None:
+                await broker.stop()
+
+        checks_cfg = self._scaled_checks()
+        facts = RunFacts(duration=self.duration, quiet_after=schedule.quiet_after)
+        checks = run_checks(history.records, checks_cfg, facts)
+        report = build_report(
+            scenario=self.scenario,
+            mode="chaos",
+            seed=self.seed,
+            checks=checks,
+            metrics=metrics(history.records, checks_cfg, facts),
+            virtual_seconds=self.duration,
+            wall_seconds=wall,
+            trace_hash=None,
+            schedule=schedule,
+            replay=f"squall chaos run {self.scenario.name} --seed {self.seed}",
+            extra={"time_scale": round(self.scale, 6), "skipped_faults": self.skipped, "proxy": self.toxiproxy_url or "embedded", "broker_url": self.external_broker or "embedded"},
+        )
+        return RunOutcome(report, history, schedule, None, self.scenario)
+
+    def _scaled_checks(self) -> Any:
+        c = self.scenario.checks
+        s = self.scale
+        return c.model_copy(update={
+            "convergence_s": max(5.0, c.convergence_s * s),
+            "grace_s": max(2.0, c.grace_s * s),
+            "stale_availability_s": max(5.0, c.stale_availability_s * s),
+        })
+
+    async def _sample(self, history: History) -> None:
+        proc = psutil.Process()
+        while True:
+            history.note("sample", rss_mb=round(proc.memory_info().rss / 2**20, 2))
+            await asyncio.sleep(self.scenario.chaos.sample_every)
+
+    def _schedule(self, schedule: Schedule, api: ToxiproxyAPI, names: list[str], running: dict[str, _Running], start: Any, broker: Any, history: History) -> list[asyncio.TimerHandle]:
+        loop = asyncio.get_running_loop()
+        handles = []
+
+        def later(at: float, coro_fn: Any, *args: Any) -> None:
+            handles.append(loop.call_later(at, lambda: asyncio.ensure_future(self._guard(coro_fn, *args))))
+
+        for f in schedule.faults:
+            later(f.at, self._apply, f, True, api, names, running, start, broker, history)
+            if f.duration is not None:
+                later(f.at + f.duration, self._apply, f, False, api, names, running, start, broker, history)
+        return handles
+
+    async def _guard(self, coro_fn: Any, *args: Any) -> None:
+        try:
+            await coro_fn(*args)
+        except Exception as exc:  # a fault that fails to apply is recorded, never fatal
+            log.warning("fault failed: %s", exc)
+            if self.history is not None:
+                self.history.note("fault-error", error=f"{type(exc).__name__}: {exc}")
+
+    def _proxies_for(self, target: str, names: list[str]) -> list[str]:
+        if "<->" in target:
+            a, b = (x.strip() for x in target.split("<->", 1))
+            other = a if b == BROKER else b if a == BROKER else None
+            return [other] if other in names else []
+        host = target.rsplit(":", 1)[0]
+        return list(names) if host == BROKER else []
+
+    async def _apply(self, f: TimedFault, on: bool, api: ToxiproxyAPI, names: list[str], running: dict[str, _Running], start: Any, broker: Any, history: History) -> None:
+        fault = f.fault
+        history.note("fault" if on else "heal", kind=fault.kind, label=fault.label())
+        if isinstance(fault, ToxicFault):
+            for p in self._proxies_for(fault.target, names):
+                if on:
+                    await api.call("POST", f"/proxies/{p}/toxics", fault.toxic.to_json())
+                else:
+                    await api.call("DELETE", f"/proxies/{p}/toxics/{fault.toxic.name}")
+        elif isinstance(fault, (DownFault, PartitionFault)):
+            if isinstance(fault, DownFault):
+                targets = self._proxies_for(fault.target, names)
+            else:
+                sides = (set(fault.a), set(fault.b))
+                targets = [n for n in names if (n in sides[0] and BROKER in sides[1]) or (n in sides[1] and BROKER in sides[0])]
+            for p in targets:
+                await api.call("POST", f"/proxies/{p}", {"enabled": not on})
+        elif isinstance(fault, CrashFault):
+            if fault.host == BROKER:
+                if broker is None:
+                    self.skipped.append(f"crash of an external broker at {f.at:g}s")
+                elif on:
+                    history.note("crash", host=BROKER)
+                    await broker.stop()
+                else:
+                    await broker.start()
+            elif fault.host in running:
+                r = running[fault.host]
+                if on and r.task is not None:
+                    history.note("crash", host=fault.host)
+                    r.task.cancel()
+                    await asyncio.gather(r.task, return_exceptions=True)
+                    r.task = None
+                elif not on and r.task is None:
+                    start(fault.host)
+        elif isinstance(fault, SkewFault) and on:
+            self.skipped.append(f"clock skew of {fault.host} at {f.at:g}s (not possible for real)")
+
+
+def run_chaos(scenario: Scenario, seed: int | None = None, *, out: Path | None = None, broker_url: str | None = None, toxiproxy_url: str | None = None, upstream: str | None = None, duration: float | None = None) -> RunOutcome:
+    logging.getLogger("amqtt").setLevel(logging.CRITICAL)
+    seed = scenario.seed if seed is None else seed
+    if broker_url is not None and not broker_url.startswith("mqtt://"):
+        raise BadInput(f"--broker {broker_url!r}: give an MQTT URL like mqtt://127.0.0.1:1883")
+    runner = ChaosRun(scenario, seed, broker_url=broker_url, toxiproxy_url=toxiproxy_url or os.environ.get("TOXIPROXY_URL"), upstream=upstream, duration=duration)
+    outcome = asyncio.run(runner.run())
+    if out is not None:
+        from sim.report import write_run
+
+        write_run(out, outcome)
+    return outcome
