@@ -23,6 +23,8 @@ MAX_BODY = 1 << 20  # a populate of thousands of proxies fits; a runaway upload 
 MAX_HEADERS = 64 * 1024
 IDLE_SECONDS = 60.0  # keep-alive connections idle longer than this are closed
 READ_CHUNK = 65536
+LINGER_SECONDS = 2.0  # how long a refused client may keep sending before we hang up
+LINGER_BYTES = 64 << 20
 
 
 @dataclass
@@ -57,6 +59,26 @@ App = Callable[[Request], Awaitable[Response]]
 
 def _error(status: int, message: str) -> Response:
     return Response.json(status, {"error": message, "status": status})
+
+
+async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Half-close, then read and drop what the client still sends before closing.
+
+    Closing a socket with unread input makes the kernel send a reset, which can destroy
+    the error response before the client reads it (a client still uploading a refused body).
+    """
+    drained = 0
+    try:
+        if writer.can_write_eof():
+            writer.write_eof()
+        async with asyncio.timeout(LINGER_SECONDS):
+            while drained < LINGER_BYTES:
+                data = await reader.read(READ_CHUNK)
+                if not data:
+                    return
+                drained += len(data)
+    except (TimeoutError, OSError):
+        pass  # the client went away or kept sending: hang up regardless
 
 
 class HttpServer:
@@ -107,11 +129,13 @@ class HttpServer:
                 request = await self._read_request(conn, reader, writer)
             except h11.RemoteProtocolError as exc:
                 await self._send(conn, writer, _error(exc.error_status_hint, f"bad request: {exc}"), close=True)
+                await _linger(reader, writer)
                 return
             if request is None:
                 return
             if isinstance(request, Response):  # refused before the body was read
                 await self._send(conn, writer, request, close=True)
+                await _linger(reader, writer)
                 return
             try:
                 response = await self.app(request)

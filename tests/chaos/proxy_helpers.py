@@ -23,12 +23,16 @@ class EchoServer:
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     writers: list[asyncio.StreamWriter] = field(default_factory=list)
     _server: asyncio.Server | None = None
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
         self.writers.append(writer)
         ending = "eof"
         try:
@@ -55,6 +59,8 @@ class EchoServer:
         self._server.close()
         for writer in self.writers:
             writer.close()
+        if self._tasks:  # closing the writers ends each handler's read loop
+            await asyncio.wait(self._tasks, timeout=TIMEOUT)
 
 
 def split_listen(listen: str) -> tuple[str, int]:
