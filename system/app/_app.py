@@ -66,6 +66,8 @@ class App(Router):
             return
         if self.bus.state == "new":
             await self.bus.start()
+            # The bus accepts publishes once its connect task has run (state "connecting").
+            await asyncio.sleep(0)
         specs: list[_Periodic] = []
         for router in self.walk():
             specs += await router._bind(self)

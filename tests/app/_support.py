@@ -72,3 +72,11 @@ class Collect:
 
     def topics(self) -> list[str]:
         return [t for t, _ in self.items]
+
+
+def run_clean(world: World, main: Any, until: float) -> Any:
+    """Run the world and return main's value; any task that died with an error fails the test."""
+    result = world.run(main, until=until)
+    assert result.errors == [], result.errors
+    assert result.completed, f"main did not finish within {until} virtual seconds"
+    return result.value

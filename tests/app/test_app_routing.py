@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from system import RequestFailed
 from system.app import App, Router
 
-from _support import Collect, Recorder, bus, world_with_broker
+from _support import Collect, Recorder, bus, world_with_broker, run_clean
 
 
 class SetPoint(BaseModel):
@@ -52,8 +52,7 @@ def test_composed_prefixes_route_each_message_to_its_own_router_only():
             await asyncio.sleep(2)
         return seen
 
-    result = world.run(main, until=60)
-    assert result.value == {"floor1": ["f1-door", "f1-deep"], "floor2": ["f2-window"]}
+    assert run_clean(world, main, 60) == {"floor1": ["f1-door", "f1-deep"], "floor2": ["f2-window"]}
 
 
 def test_nested_routers_compose_prefixes_and_serve_typed_commands():
@@ -87,7 +86,7 @@ def test_nested_routers_compose_prefixes_and_serve_typed_commands():
             again = await client.request("building/floor1/kitchen/thermostat/cmd/set", {"target": 19, "mode": "eco"})
         return full.data, again.data
 
-    full, again = world.run(main, until=120).value
+    full, again = run_clean(world, main, 120)
     assert full == {"target": 21.5, "mode": "comfort"}  # the default filled in
     assert again == {"target": 19.0, "mode": "eco"}
 
@@ -116,7 +115,7 @@ def test_invalid_command_payload_gets_an_error_reply_and_the_device_stays_health
             ok = await client.request("home/lamp/cmd/dim", {"target": 3})
         return str(info.value), ok.data
 
-    error, ok = world.run(main, until=60).value
+    error, ok = run_clean(world, main, 60)
     assert "invalid payload for dim: target: Field required" in error
     assert ok == {"dimmed": 3.0}
     assert events.of("device_error") == []
@@ -154,7 +153,7 @@ def test_triggerable_telemetry_under_a_router_prefix_with_typed_values():
                 await asyncio.sleep(0.5)
         return [(t, d) for t, d in got.items if "/telemetry/" in t]
 
-    items = world.run(main, until=120).value
+    items = run_clean(world, main, 120)
     assert items == [
         ("plant/line2/probe/telemetry/temperature", {"celsius": 21.0, "ok": True}),
         ("plant/line2/probe/telemetry/temperature", {"celsius": 22.0, "ok": True}),
