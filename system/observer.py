@@ -121,7 +121,7 @@ class Dropped(Event):
 @dataclass(frozen=True, slots=True)
 class Failed(Event):
     """Something went wrong and was contained: ``where`` is ``handler``, ``connect``,
-    ``publish``, ``subscribe``, ``decode`` or ``observer``."""
+    ``keepalive``, ``publish``, ``subscribe`` or ``decode``."""
 
     name: ClassVar[str] = "error"
     where: str

@@ -103,7 +103,8 @@ class BusClient:
         self.error_topic = s.topic("errors")
         self.reply_topic = s.topic("reply")
         self._observer: Observer = observer if observer is not None else LoggingObserver()
-        self._backoff = Backoff(s.reconnect_initial, s.reconnect_max, rng or random.Random())
+        # Seeded from the global generator by default, so a world that seeds `random` replays it.
+        self._backoff = Backoff(s.reconnect_initial, s.reconnect_max, rng or random.Random(random.getrandbits(64)))
         self._factory = EnvelopeFactory(s.client_id)
         self._dedup = Deduplicator(s.dedup_ttl, s.dedup_max)
 
@@ -137,6 +138,8 @@ class BusClient:
         )
 
         self._subs: dict[str, dict[str, tuple[Subscription, Handler]]] = {}
+        # Filters dropped while disconnected: a persistent session would keep them at the broker.
+        self._stale: set[str] = set()
         self._pending: dict[str, asyncio.Future[Envelope]] = {}
         self._link: Link | None = None
         self._link_changed = Pulse()
@@ -317,8 +320,11 @@ class BusClient:
         handlers.pop(sub.name, None)
         if not handlers and sub.pattern in self._subs:
             del self._subs[sub.pattern]
+            self._stale.add(sub.pattern)
             if self._link is not None:
-                await self._link.unsubscribe([sub.pattern])
+                with contextlib.suppress(LinkClosed):
+                    await self._link.unsubscribe([sub.pattern])
+                    self._stale.discard(sub.pattern)
 
     # -- health ------------------------------------------------------------------------
 
@@ -387,7 +393,11 @@ class BusClient:
             await self._set_link(link)
             if not self._stopping:
                 self._set_state("connected")
-            await link.closed()
+            watchdog = asyncio.create_task(self._watch(link), name=f"bus-{self.client_id}-watchdog")
+            try:
+                await link.closed()
+            finally:
+                watchdog.cancel()
             lost_at = self._loop.time()
             await self._set_link(None)
             # The receiver is not cancelled: it hands over what amqtt already acknowledged, then ends.
@@ -395,7 +405,23 @@ class BusClient:
                 self._emit(Disconnected, reason="connection lost")
                 self._set_state("reconnecting")
 
+    async def _watch(self, link: Link) -> None:
+        """Ping every ``keep_alive`` seconds; a broker that stays silent for another
+        ``keep_alive`` is taken for gone (half-open TCP, partition) and the link is dropped."""
+        interval = float(self.settings.keep_alive)
+        while True:
+            await asyncio.sleep(interval)
+            if not await link.ping(interval):
+                if link.is_open:
+                    self._fail("keepalive", TimeoutError(f"no PINGRESP within {interval}s; dropping the connection"))
+                link.abort()
+                return
+
     async def _on_open(self, link: Link) -> None:
+        stale = sorted(self._stale - self._subs.keys())
+        if stale:
+            await link.unsubscribe(stale)
+        self._stale.clear()
         filters = [(p, max(sub.qos for sub, _ in hs.values())) for p, hs in self._subs.items()]
         await self._subscribe_on(link, [*filters, (self.reply_topic, 1)])
         online = self._availability("online")
@@ -404,10 +430,13 @@ class BusClient:
         self._published(self.availability_topic, _Out(online, payload, 1, True))
 
     async def _subscribe_on(self, link: Link, filters: list[tuple[str, int]]) -> None:
+        timeout = self.settings.connect_timeout
         try:
-            codes = await asyncio.wait_for(link.subscribe(filters), self.settings.connect_timeout)
+            codes = await asyncio.wait_for(link.subscribe(filters), timeout)
         except LinkClosed:
             return  # subscribed again on reconnect
+        except asyncio.TimeoutError:
+            raise TimeoutError(f"no SUBACK within {timeout}s for {[f for f, _ in filters]}") from None
         for (pattern, _), code in zip(filters, codes, strict=False):
             if code == 0x80:
                 self._fail("subscribe", PermissionError(f"broker refused subscription to {pattern!r}"), topic=pattern)

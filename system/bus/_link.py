@@ -63,7 +63,22 @@ class Link:
         self._timeout = settings.connect_timeout
 
     async def open(self) -> None:
-        await asyncio.wait_for(self._client.connect(self._uri), self._timeout)
+        """Connect and get CONNACK within ``connect_timeout``, or raise."""
+        # Not wait_for: amqtt turns the cancellation into a ConnectError of its own.
+        task = asyncio.ensure_future(self._client.connect(self._uri))
+        try:
+            done, _ = await asyncio.wait([task], timeout=self._timeout)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if not done:
+            self.abort()
+            task.cancel()
+            await asyncio.wait([task])
+            if not task.cancelled():
+                task.exception()  # retrieved: the timeout below is the error that matters
+            raise TimeoutError(f"no CONNACK from {self._uri} within {self._timeout}s")
+        task.result()
 
     @property
     def is_open(self) -> bool:
@@ -101,9 +116,35 @@ class Link:
             raise LinkClosed("connection lost while subscribing") from None
 
     async def unsubscribe(self, filters: list[str]) -> None:
-        if self.is_open:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._client.unsubscribe(filters), self._timeout)
+        if not self.is_open:
+            raise LinkClosed("not connected")
+        try:
+            await asyncio.wait_for(self._client.unsubscribe(filters), self._timeout)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            raise LinkClosed("connection lost while unsubscribing") from None
+        except Exception as exc:
+            raise LinkClosed(f"unsubscribe failed: {exc!r}") from None
+
+    async def ping(self, timeout: float) -> bool:
+        """True if the broker answered a PINGREQ within ``timeout``. amqtt itself only pings
+        when idle and never gives up waiting, so a silent broker would go unnoticed."""
+        if not self.is_open:
+            return False
+        try:
+            await asyncio.wait_for(self._client.ping(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            return False
+        except Exception:
+            return False
+        return True
 
     async def receive(self) -> ApplicationMessage | None:
         """The next message, or None once the connection is closed and nothing is left.

@@ -45,6 +45,8 @@ async def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 
 
 
 class AmqttTarget:
+    """squall's embedded broker (default flavor), in the test's event loop."""
+
     name = "amqtt"
 
     def __init__(self) -> None:
@@ -52,7 +54,8 @@ class AmqttTarget:
         self._broker: EmbeddedBroker | None = None
 
     async def start(self) -> None:
-        self._broker = EmbeddedBroker(host="127.0.0.1", port=self.port)
+        if self._broker is None:
+            self._broker = EmbeddedBroker(host="127.0.0.1", port=0)
         await self._broker.start()
         self.port = self._broker.port
 
@@ -61,8 +64,8 @@ class AmqttTarget:
             await self._broker.stop()
 
     async def restart(self) -> None:
-        await self.stop()
-        await self.start()
+        assert self._broker is not None
+        await self._broker.restart()  # the same broker object: what it keeps across a restart is under test
 
 
 class MosquittoTarget:
@@ -128,13 +131,23 @@ async def running(target: Target) -> AsyncIterator[Target]:
 class Relay:
     """A TCP relay on loopback in front of the broker, to cut one client off while the broker
     (and everyone else's session) stays up. ``cut()`` aborts its connections and stops
-    listening; ``restore()`` listens again on the same port."""
+    listening; ``restore()`` listens again on the same port. ``hold()`` keeps connections
+    open but forwards nothing from the broker to the client (a one-way partition: the broker
+    still hears the client, so only the client can notice) until ``release()``."""
 
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
         self.port = 0
         self._server: asyncio.base_events.Server | None = None
         self._pairs: set[asyncio.StreamWriter] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+
+    def hold(self) -> None:
+        self._flowing.clear()
+
+    def release(self) -> None:
+        self._flowing.set()
 
     async def restore(self) -> None:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
@@ -152,13 +165,20 @@ class Relay:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
         self._pairs |= {writer, up_writer}
-        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer), return_exceptions=True)
+        await asyncio.gather(
+            _pipe(reader, up_writer, _ALWAYS), _pipe(up_reader, writer, self._flowing), return_exceptions=True
+        )
         self._pairs -= {writer, up_writer}
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+_ALWAYS = asyncio.Event()
+_ALWAYS.set()
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, flowing: asyncio.Event) -> None:
     try:
         while data := await reader.read(65536):
+            await flowing.wait()
             writer.write(data)
             await writer.drain()
     finally:
@@ -222,3 +242,13 @@ class Inbox:
             return found
 
         return await asyncio.wait_for(until(), timeout)
+
+
+async def eventually(predicate: Callable[[], bool], timeout: float = WAIT) -> None:
+    """Wait until ``predicate()`` holds, checking on each loop tick (10 ms), or time out."""
+
+    async def until() -> None:
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(until(), timeout)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from _bus_support import WAIT, Inbox, Recorder, make_client, running
+from _bus_support import WAIT, Inbox, Recorder, eventually, make_client, running
 from amqtt.client import MQTTClient
 
 from system import EnvelopeFactory, RequestFailed, RequestTimeout
@@ -62,16 +62,9 @@ def test_handler_replacement_and_unsubscribe(target) -> None:
 
 
 @pytest.mark.parametrize("qos", [0, 1])
-def test_qos_levels_deliver(target, qos: int, request: pytest.FixtureRequest) -> None:
-    if qos == 0 and target.name == "amqtt":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=False,
-                reason="broker bug: stock amqtt 0.12.1 forwards a QoS 0 publish at the subscription's QoS 1 "
-                "(MQTT-3.3.5-1: delivered QoS = min(published, granted)); squall's broker flavor is to fix it",
-            )
-        )
-
+def test_qos_levels_deliver(target, qos: int) -> None:
+    # Delivered QoS is min(published, granted) (MQTT-3.3.5-1); stock amqtt 0.12.1 upgrades
+    # QoS 0 to the subscription's QoS 1, squall's broker flavor fixes that.
     async def main() -> None:
         async with running(target):
             async with make_client(target, "pub") as pub, make_client(target, "sub") as sub:
@@ -94,7 +87,7 @@ def test_retained_message_and_availability_reach_a_late_subscriber(target) -> No
                 await dev.publish("state/dev", {"mode": "boost"}, retain=True)
                 async with make_client(target, "late") as late:
                     state, avail = Inbox(), Inbox()
-                    await _eventually(lambda: dev.health().outbound_depth == 0)
+                    await eventually(lambda: dev.health().outbound_depth == 0)
                     await late.subscribe("state/#", state)
                     await late.subscribe("squall/availability/dev", avail)
                     [msg] = await state.wait(1)
@@ -236,11 +229,3 @@ def test_heartbeat_publishes_health(target) -> None:
                 assert beat.data["status"] == "ok" and beat.data["last_error"] is None
 
     asyncio.run(main())
-
-
-async def _eventually(predicate, timeout: float = WAIT) -> None:
-    async def until() -> None:
-        while not predicate():
-            await asyncio.sleep(0.01)
-
-    await asyncio.wait_for(until(), timeout)
