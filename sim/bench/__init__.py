@@ -19,6 +19,7 @@ from sim.errors import BadInput
 
 FIGURES: dict[str, str] = {
     "amqtt_burst": "sim.bench.amqtt_burst:figure",
+    "broker_fixes": "sim.bench.broker_flavors:figure",
     "devices_10": "sim.bench.devices:figure",
     "proxy": "chaos.proxy._bench:figure",
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import sys
 from typing import TextIO
@@ -50,13 +51,27 @@ def serve(host: str, port: int, flavor: str, out: TextIO | None = None) -> int:
     return 0
 
 
+# The embedded broker under test gets a user and an ACL, so the credential and ACL checks run too.
+_USER, _PASSWORD, _DENIED = "conformance", "conformance", "forbidden/#"
+_ACL = {"anonymous": ["#"], _USER: ["squall/#"]}
+
+
 def conformance(against: str | None, flavor: str, only: str | None = None, seed: int | None = None,
-                out: TextIO | None = None) -> int:
-    """Run the suite against ``against`` (HOST:PORT) or a fresh embedded broker; 1 if any statement fails."""
+                user: str | None = None, denied_filter: str | None = None, out: TextIO | None = None) -> int:
+    """Run the suite against ``against`` (HOST:PORT) or a fresh embedded broker; 1 if any statement fails.
+
+    ``user`` (NAME:PASSWORD) and ``denied_filter`` describe what the remote broker has configured;
+    without them the credential and ACL checks are skipped there.
+    """
     from system.broker.conformance import Target, format_table, run_suite
 
     _check_flavor(flavor)
     address = parse_address(against) if against else None
+    name, sep, password = (user or "").partition(":")
+    if user is not None and (not sep or not name):
+        raise UsageError(f"--user must be NAME:PASSWORD (got {user!r})")
+    if user is not None and against is None:
+        raise UsageError("--user describes a broker given with --against; the embedded one has its own")
     rng = random.Random(seed)
 
     async def main() -> list:
@@ -66,11 +81,25 @@ def conformance(against: str | None, flavor: str, only: str | None = None, seed:
                 writer.close()
             except (OSError, asyncio.TimeoutError) as exc:
                 raise UsageError(f"no broker answers at {against} ({exc!r}); start one or fix --against") from None
-            return await run_suite(Target(*address, name=against or ""), rng, only)
-        async with EmbeddedBroker("127.0.0.1", 0, flavor=flavor) as broker:  # type: ignore[arg-type]
-            return await run_suite(Target("127.0.0.1", broker.port, name=f"embedded {flavor}"), rng, only)
+            target = Target(*address, name=against or "", username=name or None, password=password or None,
+                            denied_filter=denied_filter)
+            return await run_suite(target, rng, only)
+        async with EmbeddedBroker(
+            "127.0.0.1", 0, flavor=flavor, users={_USER: _PASSWORD}, acl=_ACL  # type: ignore[arg-type]
+        ) as broker:
+            target = Target("127.0.0.1", broker.port, f"embedded {flavor}", _USER, _PASSWORD, _DENIED)
+            return await run_suite(target, rng, only)
 
-    outcomes = asyncio.run(main())
+    # The broker under test logs every refused packet; the table is the report here.
+    quiet = [logging.getLogger(n) for n in ("amqtt", "transitions", "system.broker")]
+    levels = [lg.level for lg in quiet]
+    for lg in quiet:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        outcomes = asyncio.run(main())
+    finally:
+        for lg, level in zip(quiet, levels):
+            lg.setLevel(level)
     if not outcomes:
         raise UsageError(f"--only {only!r} matches no statement; names look like MQTT_3_1_2_4_clean_session_0_...")
     title = f"MQTT 3.1.1 conformance of {against or f'the embedded {flavor} broker'}"

@@ -247,6 +247,18 @@ async def _resub(ctx: Ctx) -> None:
     _expect(got == [(b"m", 0), (b"marker", 0)], f"after re-subscribing at QoS 0 (granted {granted}) got {got}")
 
 
+@statement("MQTT-3.10.4-1", "unsubscribe_stops_delivery", "UNSUBSCRIBE deletes the subscription with that exact filter")
+async def _unsub(ctx: Ctx) -> None:
+    s = await ctx.client("s")
+    await s.subscribe([(ctx.topic("a/+"), 1), (ctx.topic("m"), 1)])
+    await s.unsubscribe([ctx.topic("a/+")], pid=2)
+    pub = await ctx.client("p")
+    await pub.publish(ctx.topic("a/x"), b"after", qos=1)
+    await pub.publish(ctx.topic("m"), b"marker", qos=1, pid=2)
+    got = [p.payload for p in await s.messages_until(b"marker")]
+    _expect(got == [b"marker"], f"still delivered after UNSUBSCRIBE: {got}")
+
+
 @statement("MQTT-4.6.0-5", "order_per_topic_qos1", "QoS 1 messages on one topic arrive in the order published")
 async def _order(ctx: Ctx) -> None:
     s = await ctx.client("s")
@@ -505,6 +517,19 @@ async def _no_will(ctx: Ctx) -> None:
     await _marker(ctx, ctx.topic("will"))
     got = [p.payload for p in await w.messages_until(b"marker")]
     _expect(got == [b"marker"], f"will published after DISCONNECT: {got}")
+
+
+@statement("MQTT-3.1.2-17", "will_retain_1_publishes_retained_will", "Will Retain=1: the will is published as a retained message")
+async def _will_retained(ctx: Ctx) -> None:
+    a = await ctx.client("a", will=(ctx.topic("will"), b"gone", 1, True))
+    await a.abort()
+    w = await ctx.client("w")
+    await w.subscribe([(ctx.topic("will"), 1)])
+    try:
+        p = await w.recv(PUBLISH)
+    except TimeoutError:
+        raise Fail("no retained will for a subscriber that came after the connection dropped") from None
+    _expect(p.payload == b"gone" and p.retain, f"got {p!r}")
 
 
 @statement("MQTT-3.12.4-1", "pingreq_answered", "PINGREQ is answered with PINGRESP")
