@@ -54,7 +54,9 @@ class Envelope(BaseModel):
         try:
             return model.model_validate(self.data)
         except ValidationError as exc:
-            raise EnvelopeError(f"envelope {self.id} data is not a valid {model.__name__}: {_first_error(exc)}") from None
+            raise EnvelopeError(
+                f"envelope {self.id} data is not a valid {model.__name__}: {_first_error(exc)}"
+            ) from None
 
 
 class EnvelopeFactory:
@@ -76,10 +78,15 @@ def encode(envelope: Envelope, *, max_size: int = DEFAULT_MAX_SIZE) -> bytes:
         obj = envelope.model_dump(mode="json", exclude_none=True)
         text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError, PydanticSerializationError) as exc:
-        raise EnvelopeError(f"envelope {envelope.id} data is not JSON-serialisable ({exc}); send plain JSON values or a pydantic model") from None
+        raise EnvelopeError(
+            f"envelope {envelope.id} data is not JSON-serialisable ({exc}); send plain JSON values or a pydantic model"
+        ) from None
     raw = text.encode()
     if len(raw) > max_size:
-        raise EnvelopeError(f"envelope {envelope.id} is {len(raw)} bytes, over the {max_size}-byte limit; send less data or raise max_size")
+        raise EnvelopeError(
+            f"envelope {envelope.id} is {len(raw)} bytes, over the {max_size}-byte limit; "
+            "send less data or raise max_size"
+        )
     return raw
 
 

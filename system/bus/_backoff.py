@@ -20,7 +20,9 @@ class Backoff:
 
     def __post_init__(self) -> None:
         if not 0 < self.initial <= self.maximum:
-            raise ValueError(f"backoff needs 0 < initial <= maximum, got initial={self.initial}, maximum={self.maximum}")
+            raise ValueError(
+                f"backoff needs 0 < initial <= maximum, got initial={self.initial}, maximum={self.maximum}"
+            )
 
     def ceiling(self, attempt: int) -> float:
         # Cap the exponent so huge attempt counts cannot overflow a float.

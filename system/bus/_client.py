@@ -60,6 +60,12 @@ REPLY_KIND = "reply"
 REPLY_ERROR_KIND = "reply-error"
 
 
+def _identity(handler: Handler) -> str:
+    owner = getattr(handler, "__self__", None)  # a bound method is a new object on every access
+    qualname = getattr(handler, "__qualname__", type(handler).__qualname__)
+    return f"{qualname}@{id(owner if owner is not None else handler):x}"
+
+
 @dataclass(frozen=True, slots=True)
 class _Out:
     envelope: Envelope
@@ -269,7 +275,7 @@ class BusClient:
         try:
             await self.publish(topic, data, kind="request", qos=qos, correlation_id=correlation_id)
             reply = await asyncio.wait_for(future, timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise RequestTimeout(f"no reply on {topic} within {timeout}s (correlation_id {correlation_id})") from None
         finally:
             self._pending.pop(correlation_id, None)
@@ -279,16 +285,19 @@ class BusClient:
 
     # -- subscribing -------------------------------------------------------------------
 
-    async def subscribe(self, pattern: str, handler: Handler, *, qos: int | None = None, name: str | None = None) -> Subscription:
+    async def subscribe(
+        self, pattern: str, handler: Handler, *, qos: int | None = None, name: str | None = None
+    ) -> Subscription:
         """Call ``handler`` for each message matching ``pattern`` (``+``/``#`` wildcards).
 
-        Several handlers may share a pattern; one with the same ``name`` (default: the
-        handler's qualified name) replaces the old one. When connected, returns after the
-        broker acknowledged the subscription; otherwise it is made on connect.
+        Several handlers may share a pattern; one with the same ``name`` replaces the old one.
+        The default name is the handler's identity: subscribing the same function (or the
+        same object's method) again replaces it. When connected, returns after the broker
+        acknowledged the subscription; otherwise it is made on connect.
         """
         validate_filter(pattern)
         qos = self.settings.default_qos if qos is None else qos
-        name = name or f"{getattr(handler, '__module__', '')}.{getattr(handler, '__qualname__', repr(handler))}"
+        name = name or _identity(handler)
         sub = Subscription(pattern, name, qos)
         new_pattern = pattern not in self._subs
         self._subs.setdefault(pattern, {})[name] = (sub, handler)
@@ -312,7 +321,7 @@ class BusClient:
                 raise
             await self._reply(req, REPLY_KIND, result)
 
-        name = name or f"respond:{getattr(handler, '__qualname__', repr(handler))}"
+        name = name or f"respond:{_identity(handler)}"
         return await self.subscribe(pattern, serve, name=name)
 
     async def unsubscribe(self, sub: Subscription) -> None:
@@ -331,7 +340,9 @@ class BusClient:
     def health(self) -> Health:
         now = self._loop.time() if self._loop else 0.0
         connected = self.connected
-        status = "down" if not connected else ("degraded" if self._last_error and now - self._last_error.at < 60 else "ok")
+        status = (
+            "down" if not connected else ("degraded" if self._last_error and now - self._last_error.at < 60 else "ok")
+        )
         return Health(
             client_id=self.client_id,
             status=status,
@@ -435,7 +446,7 @@ class BusClient:
             codes = await asyncio.wait_for(link.subscribe(filters), timeout)
         except LinkClosed:
             return  # subscribed again on reconnect
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise TimeoutError(f"no SUBACK within {timeout}s for {[f for f, _ in filters]}") from None
         for (pattern, _), code in zip(filters, codes, strict=False):
             if code == 0x80:
@@ -522,7 +533,7 @@ class BusClient:
             self._sending = (topic, out)
             link: Link | None = None
             while True:
-                await self._link_changed.wait_for(lambda: self._link is not None and self._link is not link)
+                await self._link_changed.wait_for(lambda old=link: self._link is not None and self._link is not old)
                 link = self._link
                 assert link is not None
                 try:
@@ -554,7 +565,9 @@ class BusClient:
         while True:
             await asyncio.sleep(self.settings.heartbeat_interval)
             if self.connected and not self._stopping:
-                await self.publish(self.health_topic, self.health().model_dump(mode="json"), kind="health", qos=0, control=True)
+                await self.publish(
+                    self.health_topic, self.health().model_dump(mode="json"), kind="health", qos=0, control=True
+                )
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -597,7 +610,8 @@ class BusClient:
         for topic, msg in self._inbox.queue.drain():
             self._drop("in", topic, "shutdown", msg.envelope.id)
         for future in self._pending.values():
-            future.cancel()
+            if not future.done():
+                future.set_exception(BusClosed(f"client {self.client_id} stopped before the reply came"))
         self._link = None
         if self._connected is not None:
             self._connected.clear()

@@ -135,7 +135,7 @@ class Link:
             return False
         try:
             await asyncio.wait_for(self._client.ping(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
         except asyncio.CancelledError:
             task = asyncio.current_task()

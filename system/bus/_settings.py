@@ -25,13 +25,17 @@ class BusSettings(BaseSettings):
         env_prefix="SQUALL_BUS_", extra="forbid", validate_assignment=True, hide_input_in_errors=True
     )
 
-    url: str | None = Field(None, repr=False, exclude=True, description="mqtt://user:pass@host:port, split into the fields below")
+    url: str | None = Field(
+        None, repr=False, exclude=True, description="mqtt://user:pass@host:port, split into the fields below"
+    )
     host: str = "127.0.0.1"
     port: int = Field(1883, ge=1, le=65535)
     username: str | None = None
     password: SecretStr | None = None
     client_id: str = Field(default_factory=lambda: f"squall-{uuid.uuid4().hex[:12]}", min_length=1, max_length=64)
-    prefix: str = Field("squall", min_length=1, description="namespace for availability, health, error and reply topics")
+    prefix: str = Field(
+        "squall", min_length=1, description="namespace for availability, health, error and reply topics"
+    )
 
     clean_session: bool = Field(False, description="False keeps a persistent session so QoS 1 survives disconnects")
     keep_alive: int = Field(10, ge=2)

@@ -82,9 +82,8 @@ class MosquittoTarget:
             "allow_anonymous true\n"
             "persistence true\n"
             f"persistence_location {workdir}/\n"
-            "max_queued_messages 10000\n"
+            "max_queued_messages 10000\n" + ("user root\n" if os.geteuid() == 0 else "")
             # As root, mosquitto would switch to user 'mosquitto', who cannot write into tmp_path.
-            + ("user root\n" if os.geteuid() == 0 else "")
         )
 
     async def start(self) -> None:

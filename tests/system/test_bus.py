@@ -7,56 +7,57 @@ tied to one broker.
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 
 import pytest
 from _bus_support import WAIT, Inbox, Recorder, eventually, make_client, running
 from amqtt.client import MQTTClient
 
-from system import EnvelopeFactory, RequestFailed, RequestTimeout
+from system import BusClient, BusSettings, EnvelopeFactory, RequestFailed, RequestTimeout
+from system.broker import EmbeddedBroker
 
 
 def test_pubsub_with_wildcards_and_several_handlers(target) -> None:
     async def main() -> None:
-        async with running(target):
-            async with make_client(target, "pub") as pub, make_client(target, "sub") as sub:
-                plus, hash_, exact, second = Inbox(), Inbox(), Inbox(), Inbox()
-                await sub.subscribe("home/+/temp", plus)
-                await sub.subscribe("home/#", hash_)
-                await sub.subscribe("home/kitchen/temp", exact, name="exact")
-                await sub.subscribe("home/kitchen/temp", second, name="second")
-                await pub.publish("home/kitchen/temp", 21.5)
-                await pub.publish("home/kitchen/light", "on")
-                await pub.publish("home/garden/temp", 12)
-                await pub.publish("office/kitchen/temp", 99)
-                await hash_.wait(3)
-                await plus.wait(2)
-                await exact.wait(1)
-                await second.wait(1)
-                assert sorted(plus.data) == [12, 21.5]
-                assert sorted(map(str, hash_.data)) == ["12", "21.5", "on"]
-                assert exact.data == second.data == [21.5]
-                assert all(m.envelope.source == "pub" for m in hash_.messages)
-                seqs = [m.envelope.seq for m in hash_.messages]
-                assert seqs == sorted(seqs)
+        async with running(target), make_client(target, "pub") as pub, make_client(target, "sub") as sub:
+            plus, hash_, exact, second = Inbox(), Inbox(), Inbox(), Inbox()
+            await sub.subscribe("home/+/temp", plus)
+            await sub.subscribe("home/#", hash_)
+            await sub.subscribe("home/kitchen/temp", exact, name="exact")
+            await sub.subscribe("home/kitchen/temp", second, name="second")
+            await pub.publish("home/kitchen/temp", 21.5)
+            await pub.publish("home/kitchen/light", "on")
+            await pub.publish("home/garden/temp", 12)
+            await pub.publish("office/kitchen/temp", 99)
+            await hash_.wait(3)
+            await plus.wait(2)
+            await exact.wait(1)
+            await second.wait(1)
+            assert sorted(plus.data) == [12, 21.5]
+            assert sorted(map(str, hash_.data)) == ["12", "21.5", "on"]
+            assert exact.data == second.data == [21.5]
+            assert all(m.envelope.source == "pub" for m in hash_.messages)
+            seqs = [m.envelope.seq for m in hash_.messages]
+            assert seqs == sorted(seqs)
 
     asyncio.run(main())
 
 
 def test_handler_replacement_and_unsubscribe(target) -> None:
     async def main() -> None:
-        async with running(target):
-            async with make_client(target, "pub") as pub, make_client(target, "sub") as sub:
-                old, new, other = Inbox(), Inbox(), Inbox()
-                await sub.subscribe("a/b", old, name="h")
-                await sub.subscribe("a/b", new, name="h")  # replaces old
-                other_sub = await sub.subscribe("a/b", other, name="other")
-                await pub.publish("a/b", 1)
-                await new.wait(1)
-                await other.wait(1)
-                await sub.unsubscribe(other_sub)
-                await pub.publish("a/b", 2)
-                await new.wait(2)
-                assert old.data == [] and new.data == [1, 2] and other.data == [1]
+        async with running(target), make_client(target, "pub") as pub, make_client(target, "sub") as sub:
+            old, new, other = Inbox(), Inbox(), Inbox()
+            await sub.subscribe("a/b", old, name="h")
+            await sub.subscribe("a/b", new, name="h")  # replaces old
+            other_sub = await sub.subscribe("a/b", other, name="other")
+            await pub.publish("a/b", 1)
+            await new.wait(1)
+            await other.wait(1)
+            await sub.unsubscribe(other_sub)
+            await pub.publish("a/b", 2)
+            await new.wait(2)
+            assert old.data == [] and new.data == [1, 2] and other.data == [1]
 
     asyncio.run(main())
 
@@ -66,15 +67,14 @@ def test_qos_levels_deliver(target, qos: int) -> None:
     # Delivered QoS is min(published, granted) (MQTT-3.3.5-1); stock amqtt 0.12.1 upgrades
     # QoS 0 to the subscription's QoS 1, squall's broker flavor fixes that.
     async def main() -> None:
-        async with running(target):
-            async with make_client(target, "pub") as pub, make_client(target, "sub") as sub:
-                inbox = Inbox()
-                await sub.subscribe("q/#", inbox, qos=1)
-                for i in range(20):
-                    await pub.publish(f"q/{i}", i, qos=qos)
-                await inbox.wait(20)
-                assert sorted(inbox.data) == list(range(20))
-                assert {m.qos for m in inbox.messages} == {qos}
+        async with running(target), make_client(target, "pub") as pub, make_client(target, "sub") as sub:
+            inbox = Inbox()
+            await sub.subscribe("q/#", inbox, qos=1)
+            for i in range(20):
+                await pub.publish(f"q/{i}", i, qos=qos)
+            await inbox.wait(20)
+            assert sorted(inbox.data) == list(range(20))
+            assert {m.qos for m in inbox.messages} == {qos}
 
     asyncio.run(main())
 
@@ -105,17 +105,16 @@ def test_retained_message_and_availability_reach_a_late_subscriber(target) -> No
 
 def test_last_will_marks_a_crashed_client_offline(target) -> None:
     async def main() -> None:
-        async with running(target):
-            async with make_client(target, "watcher") as watcher:
-                avail = Inbox()
-                await watcher.subscribe("squall/availability/+", avail)
-                victim = make_client(target, "victim", keep_alive=60)
-                await victim.start()
-                await victim.wait_connected(WAIT)
-                await avail.wait(1, where=lambda m: m.data == {"status": "online"})
-                await victim.abort()  # TCP dropped, no DISCONNECT: the broker must send the will
-                [will] = await avail.wait(1, where=lambda m: m.data == {"status": "offline"})
-                assert will.topic == "squall/availability/victim"
+        async with running(target), make_client(target, "watcher") as watcher:
+            avail = Inbox()
+            await watcher.subscribe("squall/availability/+", avail)
+            victim = make_client(target, "victim", keep_alive=60)
+            await victim.start()
+            await victim.wait_connected(WAIT)
+            await avail.wait(1, where=lambda m: m.data == {"status": "online"})
+            await victim.abort()  # TCP dropped, no DISCONNECT: the broker must send the will
+            [will] = await avail.wait(1, where=lambda m: m.data == {"status": "offline"})
+            assert will.topic == "squall/availability/victim"
 
     asyncio.run(main())
 
@@ -142,9 +141,11 @@ def test_a_failing_handler_is_isolated_and_reported(target) -> None:
     async def main() -> None:
         async with running(target):
             rec = Recorder()
-            async with make_client(target, "pub") as pub, make_client(target, "svc", rec) as svc, make_client(
-                target, "ops"
-            ) as ops:
+            async with (
+                make_client(target, "pub") as pub,
+                make_client(target, "svc", rec) as svc,
+                make_client(target, "ops") as ops,
+            ):
                 good, errors = Inbox(), Inbox()
 
                 def bad(msg) -> None:
@@ -206,7 +207,9 @@ def test_request_reply_with_timeout_and_remote_failure(target) -> None:
                 await server.respond("svc/div", divide)
                 reply = await caller.request("svc/add", {"a": 2, "b": 3}, timeout=WAIT)
                 assert reply.data == 5 and reply.kind == "reply" and reply.source == "server"
-                replies = await asyncio.gather(*(caller.request("svc/add", {"a": i, "b": i}, timeout=WAIT) for i in range(10)))
+                replies = await asyncio.gather(
+                    *(caller.request("svc/add", {"a": i, "b": i}, timeout=WAIT) for i in range(10))
+                )
                 assert [r.data for r in replies] == [2 * i for i in range(10)]
                 with pytest.raises(RequestFailed, match="ZeroDivisionError"):
                     await caller.request("svc/div", {"a": 1, "b": 0}, timeout=WAIT)
@@ -229,3 +232,34 @@ def test_heartbeat_publishes_health(target) -> None:
                 assert beat.data["status"] == "ok" and beat.data["last_error"] is None
 
     asyncio.run(main())
+
+
+def test_credentials_work_and_the_password_never_shows(caplog: pytest.LogCaptureFixture) -> None:
+    secret = "pw-Zq81-never-shown"
+
+    async def main() -> None:
+        async with EmbeddedBroker(host="127.0.0.1", port=0, users={"dev": secret}, allow_anonymous=False) as broker:
+            good_rec, bad_rec = Recorder(), Recorder()
+            url = f"mqtt://dev:{secret}@127.0.0.1:{broker.port}"
+            good = BusClient(BusSettings.from_url(url, client_id="good", heartbeat_interval=0), observer=good_rec)
+            bad = BusClient(
+                BusSettings.from_url(f"mqtt://dev:wrong-{secret}@127.0.0.1:{broker.port}", client_id="bad"),
+                observer=bad_rec,
+            )
+            async with good:
+                inbox = Inbox()
+                await good.subscribe("auth/#", inbox)
+                await good.publish("auth/x", "in")
+                await inbox.wait(1)
+                await bad.start()
+                await bad_rec.wait_for("error", where="connect")  # refused, and it keeps trying
+                assert not bad.connected
+                await bad.abort()
+                texts = [repr(good.settings), str(good.settings), good.settings.address, repr(good.health())]
+                texts += [json.dumps(e.to_dict()) for e in good_rec.events + bad_rec.events]
+                texts += [r.getMessage() for r in caplog.records]
+                assert any(r.name.startswith("amqtt") for r in caplog.records)  # amqtt's debug logs were seen
+                assert not [t for t in texts if secret in t]
+
+    with caplog.at_level(logging.DEBUG):
+        asyncio.run(main())

@@ -28,9 +28,12 @@ async def _outbound_burst(target, policy: OverflowPolicy, *, control=(), topics=
     await relay.restore()
     rec = Recorder()
     try:
-        async with make_client(target, "sub") as sub, make_client(
-            relay, "pub", rec, outbound_capacity=capacity, policies={"burst/#": policy}, control=control
-        ) as pub:
+        async with (
+            make_client(target, "sub") as sub,
+            make_client(
+                relay, "pub", rec, outbound_capacity=capacity, policies={"burst/#": policy}, control=control
+            ) as pub,
+        ):
             inbox = Inbox()
             await sub.subscribe("burst/#", inbox)
             await sub.subscribe("cmd/#", inbox)
@@ -172,7 +175,7 @@ def test_inbound_latest_hands_the_newest_to_a_slow_handler(target) -> None:
 def test_control_band_overtakes_queued_data_inbound(target) -> None:
     async def main() -> None:
         async with running(target):
-            sub, rec, gate, handled, started = await _held_subscriber(
+            sub, _rec, gate, handled, started = await _held_subscriber(
                 target, {"burst/#": OverflowPolicy.block()}, control=["cmd/#"]
             )
             async with sub, make_client(target, "pub") as pub:

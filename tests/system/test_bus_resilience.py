@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
-from _bus_support import WAIT, Inbox, Recorder, eventually, Relay, make_client, running
+from _bus_support import WAIT, Inbox, Recorder, Relay, eventually, make_client, running
+
 
 def test_reconnects_and_resubscribes_after_broker_restart(target) -> None:
     async def main() -> None:
@@ -58,21 +59,20 @@ def test_no_qos1_message_lost_across_a_broker_restart_midstream(target) -> None:
 
 def test_persistent_session_delivers_qos1_missed_while_away(target) -> None:
     async def main() -> None:
-        async with running(target):
-            async with make_client(target, "pub") as pub:
-                first = make_client(target, "worker")
-                await first.subscribe("jobs/#", Inbox(), qos=1)
-                await first.start()
-                await first.wait_connected(WAIT)
-                await first.stop()
-                for i in range(10):
-                    await pub.publish("jobs/x", i, qos=1)
-                await eventually(lambda: pub.health().outbound_depth == 0)
-                again, inbox = make_client(target, "worker"), Inbox()
-                await again.subscribe("jobs/#", inbox, qos=1)
-                async with again:
-                    await inbox.wait(10)
-                    assert inbox.data == list(range(10))
+        async with running(target), make_client(target, "pub") as pub:
+            first = make_client(target, "worker")
+            await first.subscribe("jobs/#", Inbox(), qos=1)
+            await first.start()
+            await first.wait_connected(WAIT)
+            await first.stop()
+            for i in range(10):
+                await pub.publish("jobs/x", i, qos=1)
+            await eventually(lambda: pub.health().outbound_depth == 0)
+            again, inbox = make_client(target, "worker"), Inbox()
+            await again.subscribe("jobs/#", inbox, qos=1)
+            async with again:
+                await inbox.wait(10)
+                assert inbox.data == list(range(10))
 
     asyncio.run(main())
 
@@ -120,22 +120,21 @@ def test_a_silent_broker_is_detected_and_the_client_reconnects(target) -> None:
 
 def test_graceful_stop_drains_queued_messages_and_publishes_offline(target) -> None:
     async def main() -> None:
-        async with running(target):
-            async with make_client(target, "sub") as sub:
-                data, avail = Inbox(), Inbox()
-                await sub.subscribe("drain/#", data)
-                await sub.subscribe("squall/availability/pub", avail)
-                pub_rec = Recorder()
-                pub = make_client(target, "pub", pub_rec)
-                await pub.start()
-                await pub.wait_connected(WAIT)
-                for i in range(50):
-                    await pub.publish("drain/x", i)
-                await pub.stop()
-                assert pub.state == "stopped" and not pub_rec.of("drop")
-                await data.wait(50)
-                assert data.data == list(range(50))
-                await avail.wait(1, where=lambda m: m.data == {"status": "offline"})
+        async with running(target), make_client(target, "sub") as sub:
+            data, avail = Inbox(), Inbox()
+            await sub.subscribe("drain/#", data)
+            await sub.subscribe("squall/availability/pub", avail)
+            pub_rec = Recorder()
+            pub = make_client(target, "pub", pub_rec)
+            await pub.start()
+            await pub.wait_connected(WAIT)
+            for i in range(50):
+                await pub.publish("drain/x", i)
+            await pub.stop()
+            assert pub.state == "stopped" and not pub_rec.of("drop")
+            await data.wait(50)
+            assert data.data == list(range(50))
+            await avail.wait(1, where=lambda m: m.data == {"status": "offline"})
 
     asyncio.run(main())
 

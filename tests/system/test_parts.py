@@ -97,7 +97,9 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 EVENTS = [
     obs.Published(client="c", at=1.0, topic="t", qos=1, retain=False, id="i", source="c", seq=0, kind="data", size=10),
-    obs.Delivered(client="c", at=1.0, topic="t", qos=1, retain=False, id="i", source="c", seq=0, kind="data", handlers=2),
+    obs.Delivered(
+        client="c", at=1.0, topic="t", qos=1, retain=False, id="i", source="c", seq=0, kind="data", handlers=2
+    ),
     obs.Connected(client="c", at=1.0, url="mqtt://h:1", attempt=1),
     obs.Disconnected(client="c", at=1.0, reason="lost"),
     obs.Reconnected(client="c", at=1.0, attempts=3, downtime=0.5),
@@ -123,7 +125,10 @@ def test_logging_observer_counts_prometheus_metrics(caplog: pytest.LogCaptureFix
         for event in EVENTS:
             observer(event)
     assert registry.get_sample_value("squall_bus_events_total", {"client": "c", "event": "publish"}) == 1
-    assert registry.get_sample_value("squall_bus_dropped_total", {"client": "c", "direction": "out", "reason": "overflow"}) == 1
+    assert (
+        registry.get_sample_value("squall_bus_dropped_total", {"client": "c", "direction": "out", "reason": "overflow"})
+        == 1
+    )
     assert registry.get_sample_value("squall_bus_errors_total", {"client": "c", "where": "handler"}) == 1
     assert any("boom" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
     assert isinstance(observer, obs.Observer)
