@@ -158,6 +158,7 @@ class World:
         self._ran = False
         self._task_seq = 0
         self._disk: Path | None = None
+        self._skewed = False
         self.errors: list[str] = []
         self.links = Links(self, latency, jitter, local_latency, connect_timeout, tick, user_timeout)
         self.net = Network(self, latency, jitter)
@@ -260,6 +261,7 @@ class World:
         """Offset wall-clock reads on host by offset seconds, plus drift seconds per second."""
         h = self.host(host)
         h.skew, h.drift = offset, drift
+        self._skewed = any(x.skew or x.drift for x in self.hosts.values())
         self.trace.add(self.env._now, "fault", 0, f"skew {host} {offset!r} {drift!r}")
 
     def crash(self, host: str) -> None:

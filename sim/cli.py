@@ -146,6 +146,27 @@ def broker(
     raise typer.Exit(code)
 
 
+@system_app.command("up")
+def system_up(
+    port: int = typer.Option(1883, min=0, max=65535, help="Loopback port of the embedded broker (0 picks a free one)."),
+    rooms: int = typer.Option(2, min=1, help="Rooms, each with its sensors and one heater."),
+    sensors_per_room: int = typer.Option(2, "--sensors-per-room", min=1, help="Temperature sensors per room."),
+    seed: int = typer.Option(1, help="Seed of the sensors' noise, the rooms' start and the backoff jitter."),
+    data: Optional[Path] = typer.Option(None, help="Directory for the services' sqlite files (default: a temporary one)."),
+) -> None:
+    """The embedded broker and the reference fleet on loopback, for real, until Ctrl-C."""
+    from pydantic import ValidationError
+
+    from system.fleet import FleetConfig
+    from system.fleet._live import UpError, run_up
+
+    try:
+        code = run_up(port, FleetConfig(rooms=rooms, sensors_per_room=sensors_per_room), seed=seed, data_dir=data)
+    except (UpError, ValidationError) as exc:
+        raise BadInput(str(exc).splitlines()[0]) from None
+    raise typer.Exit(code)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: bad input is one line on stderr and exit code 2, never a traceback."""
     try:
