@@ -6,6 +6,9 @@ Public API (everything else is private):
 - ``BusClient``, ``BusSettings``, ``OverflowPolicy``, ``Message``, ``Subscription``, ``Health``
 - the observer hook: ``Observer``, ``LoggingObserver`` and the event classes
 - ``system.broker.EmbeddedBroker`` for an in-process broker
+- the app layer: ``App``, ``Router``, ``Device``, ``Command``, ``StateMachine``, ``retry``;
+  persistence: ``Store``, ``OnChange``, ``OnInterval``; ``Supervisor`` and ``ServiceSpec``
+  (app, supervisor and fleet events live in ``system.app``; the fleet in ``system.fleet``)
 """
 
 from system.bus import (
@@ -60,4 +63,28 @@ __all__ = [
     "Subscription",
     "decode",
     "encode",
+]
+
+# The app layer, persistence and the supervisor (the reference fleet lives in system.fleet).
+from system.app import App, Backoff, Command, CommandRejected, Device, Router, StateMachine, retry, retrying
+from system.store import OnChange, OnInterval, Persisted, Store
+from system.supervisor import DependencyError, ServiceSpec, Supervisor
+
+__all__ += [
+    "App",
+    "Backoff",
+    "Command",
+    "CommandRejected",
+    "DependencyError",
+    "Device",
+    "OnChange",
+    "OnInterval",
+    "Persisted",
+    "Router",
+    "ServiceSpec",
+    "StateMachine",
+    "Store",
+    "Supervisor",
+    "retry",
+    "retrying",
 ]
