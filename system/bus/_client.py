@@ -203,13 +203,18 @@ class BusClient:
         timeout = self.settings.shutdown_timeout if timeout is None else timeout
         for receiver in self._receivers:
             receiver.cancel()
+        self._outbox.close(BusClosed(f"client {self.client_id} is stopping"))
         self._enqueue_nowait(self.availability_topic, self._availability("offline"), retain=True, control=True)
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._progress.wait_for(self._idle), timeout)
         link = self._link
+        offline_sent = not (len(self._outbox) or self._sending)
         await self._cancel_tasks()
         if link is not None:
-            await link.close()
+            if offline_sent:
+                await link.close()
+            else:
+                link.abort()  # 'offline' did not make it out: let the broker's will say it
         self._finish()
 
     async def abort(self) -> None:
@@ -221,6 +226,7 @@ class BusClient:
         link = self._link
         if link is not None:
             link.abort()
+        self._outbox.close(BusClosed(f"client {self.client_id} was aborted"))
         await self._cancel_tasks()
         self._finish()
 
@@ -260,6 +266,11 @@ class BusClient:
         out = _Out(env, encode(env, max_size=self.settings.max_payload), qos, retain)
         await self._outbox.put(topic, out, control=control)
         return env
+
+    async def flush(self, timeout: float | None = None) -> None:
+        """Wait until everything queued so far has been handed to the broker (acknowledged,
+        for QoS 1); ``asyncio.TimeoutError`` after ``timeout``."""
+        await asyncio.wait_for(self._progress.wait_for(lambda: not (len(self._outbox) or self._sending)), timeout)
 
     async def request(self, topic: str, data: Any = None, *, timeout: float | None = None, qos: int = 1) -> Envelope:
         """Send a ``request`` envelope and wait for the reply envelope (see ``respond``).

@@ -211,10 +211,18 @@ class AsyncFlowQueue(Generic[T]):
         self.queue = queue
         self._on_evict = on_evict
         self._changed = Pulse()
+        self._closed: Exception | None = None
+
+    def close(self, error: Exception) -> None:
+        """From now on ``put`` raises ``error``, including puts already waiting for room."""
+        self._closed = error
+        self._changed.fire()
 
     async def put(self, topic: str, value: T, *, control: bool | None = None) -> bool:
         """Queue ``value``; True if it (or a merge of it) is queued, False if it was discarded."""
         while True:
+            if self._closed is not None:
+                raise self._closed
             result = self.put_nowait(topic, value, control=control)
             if result is not None:
                 return result

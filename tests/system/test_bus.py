@@ -11,7 +11,7 @@ import json
 import logging
 
 import pytest
-from _bus_support import WAIT, Inbox, Recorder, eventually, make_client, running
+from _bus_support import WAIT, Inbox, Recorder, make_client, running
 from amqtt.client import MQTTClient
 
 from system import BusClient, BusSettings, EnvelopeFactory, RequestFailed, RequestTimeout
@@ -87,7 +87,7 @@ def test_retained_message_and_availability_reach_a_late_subscriber(target) -> No
                 await dev.publish("state/dev", {"mode": "boost"}, retain=True)
                 async with make_client(target, "late") as late:
                     state, avail = Inbox(), Inbox()
-                    await eventually(lambda: dev.health().outbound_depth == 0)
+                    await dev.flush(WAIT)
                     await late.subscribe("state/#", state)
                     await late.subscribe("squall/availability/dev", avail)
                     [msg] = await state.wait(1)

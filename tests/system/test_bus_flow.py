@@ -49,7 +49,7 @@ async def _outbound_burst(target, policy: OverflowPolicy, *, control=(), topics=
                 await asyncio.wait_for(publisher, WAIT)
             await relay.restore()
             await asyncio.wait_for(publisher, WAIT)
-            await eventually(lambda: pub.health().outbound_depth == 0)
+            await pub.flush(WAIT)
             expected = len(topics or ["burst/x"] * BURST) - len(rec.of("drop"))
             await inbox.wait(expected)
             return inbox.messages, rec

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from _bus_support import WAIT, Inbox, Recorder, Relay, eventually, make_client, running
+
+from system import BusClosed
 
 
 def test_reconnects_and_resubscribes_after_broker_restart(target) -> None:
@@ -67,7 +70,7 @@ def test_persistent_session_delivers_qos1_missed_while_away(target) -> None:
             await first.stop()
             for i in range(10):
                 await pub.publish("jobs/x", i, qos=1)
-            await eventually(lambda: pub.health().outbound_depth == 0)
+            await pub.flush(WAIT)
             again, inbox = make_client(target, "worker"), Inbox()
             await again.subscribe("jobs/#", inbox, qos=1)
             async with again:
@@ -164,3 +167,32 @@ def test_stop_cancels_what_does_not_finish_within_the_timeout(target) -> None:
                 assert len(rec.of("drop", direction="in", reason="shutdown")) == 4
 
     asyncio.run(main())
+
+
+def test_stop_releases_a_blocked_publisher_and_refuses_new_work(target) -> None:
+    async def main() -> None:
+        async with running(target):
+            relay = Relay(target.port)
+            await relay.restore()
+            rec = Recorder()
+            pub = make_client(relay, "pub", rec, outbound_capacity=2)
+            await pub.start()
+            await pub.wait_connected(WAIT)
+            await relay.cut()
+            await rec.wait_for("disconnect")
+            blocked = asyncio.create_task(_publish_many(pub, 10))
+            await eventually(lambda: pub.health().outbound_depth == 3)  # 2 queued + 1 held by the sender
+            await asyncio.wait_for(pub.stop(timeout=0.2), WAIT)
+            with pytest.raises(BusClosed):
+                await asyncio.wait_for(blocked, WAIT)
+            with pytest.raises(BusClosed, match="stopped"):
+                await pub.publish("x/y", 1)
+            # nothing could go out: every queued message is reported, none silently vanishes
+            assert len(rec.of("drop", direction="out", reason="shutdown")) == 3 + 1  # + 'offline'
+
+    asyncio.run(main())
+
+
+async def _publish_many(pub, n: int) -> None:
+    for i in range(n):
+        await pub.publish("x/y", i)
