@@ -41,7 +41,8 @@ class Envelope(BaseModel):
 
     id: str = Field(default_factory=lambda: uuid.uuid4().hex, min_length=1)
     seq: int = Field(ge=0)
-    ts: float = Field(default_factory=time.time, allow_inf_nan=False)
+    # Looked up on each call, so a world that patches time.time (the simulator) is obeyed.
+    ts: float = Field(default_factory=lambda: time.time(), allow_inf_nan=False)
     source: str = Field(min_length=1)
     kind: str = Field(min_length=1)
     correlation_id: str | None = None

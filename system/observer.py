@@ -155,7 +155,9 @@ class LoggingObserver:
 
     Metrics (all counters, labelled by ``client``): ``squall_bus_events_total{event}``,
     ``squall_bus_dropped_total{direction,reason}``, ``squall_bus_errors_total{where}``.
-    Pass ``registry`` to expose them; by default they live in a private registry.
+    Pass ``registry`` to expose them (e.g. ``prometheus_client.REGISTRY``); by default they
+    live in a private registry. A registry takes these metric names once, so share one
+    ``LoggingObserver`` between all the clients that report to it.
     """
 
     def __init__(self, registry: CollectorRegistry | None = None, logger: logging.Logger | None = None) -> None:

@@ -87,7 +87,27 @@ class BusClient:
     jitter.
 
     Use ``async with BusClient(...) as bus:`` (returns once connected) or ``start()`` /
-    ``stop()``.
+    ``stop()``::
+
+        async with BusClient("mqtt://user:pass@localhost:1883?client_id=thermostat",
+                             policies={"telemetry/#": OverflowPolicy.latest()},
+                             control=["cmd/#"]) as bus:
+            await bus.subscribe("cmd/thermostat/+", on_command)
+            await bus.respond("svc/thermostat/setpoint", lambda msg: {"ok": True})
+            await bus.publish("telemetry/thermostat/temp", {"c": 21.5}, kind="telemetry")
+            reply = await bus.request("svc/boiler/status", timeout=5)
+
+    Topics the client uses itself (``prefix`` defaults to ``squall``):
+    ``<prefix>/availability/<client_id>`` (retained ``{"status": "online"|"offline"}``, also
+    the last will), ``<prefix>/health/<client_id>`` (``Health`` every heartbeat),
+    ``<prefix>/errors/<client_id>`` (one message per handler failure) and
+    ``<prefix>/reply/<client_id>`` (replies to its requests).
+
+    Delivery: QoS 1 is at least once end to end (a message whose PUBACK was lost is sent
+    again after reconnect) and receivers drop repeats by envelope id (``dedup_ttl``,
+    ``dedup_max``), so handlers see each message once within that window. ``seq`` starts at
+    ``settings.seq_start`` (0) in each client, so set it to keep ``seq`` monotonic across
+    process restarts; ``id`` is unique regardless.
     """
 
     def __init__(
@@ -111,7 +131,7 @@ class BusClient:
         self._observer: Observer = observer if observer is not None else LoggingObserver()
         # Seeded from the global generator by default, so a world that seeds `random` replays it.
         self._backoff = Backoff(s.reconnect_initial, s.reconnect_max, rng or random.Random(random.getrandbits(64)))
-        self._factory = EnvelopeFactory(s.client_id)
+        self._factory = EnvelopeFactory(s.client_id, start=s.seq_start)
         self._dedup = Deduplicator(s.dedup_ttl, s.dedup_max)
 
         rules = list(policies.items()) if isinstance(policies, Mapping) else list(policies)

@@ -44,6 +44,7 @@ class BusSettings(BaseSettings):
     reconnect_initial: float = Field(0.1, gt=0)
     reconnect_max: float = Field(30.0, gt=0)
 
+    seq_start: int = Field(0, ge=0, description="first envelope seq; raise it to stay monotonic across restarts")
     heartbeat_interval: float = Field(30.0, ge=0, description="0 disables the periodic health message")
     dedup_ttl: float = Field(300.0, gt=0)
     dedup_max: int = Field(100_000, ge=1)
