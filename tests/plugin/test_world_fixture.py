@@ -1,0 +1,102 @@
+"""squall's own tests written with the pytest plugin: the fixture, many seeds, strategies."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from amqtt.client import MQTTClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sim import World
+from sim.faults import Schedule
+from sim.pytest_plugin import SimBroker, schedules, world_with_broker
+
+TOPIC = "plant/line-1"
+
+
+def _stream_over_partition(world: World, broker: SimBroker, messages: int, partition_for: float) -> list[bytes]:
+    """A QoS 1 publisher cut off from the broker for less than amqtt's 5 s PUBACK timeout; what the subscriber got."""
+    got: list[bytes] = []
+
+    async def publisher() -> None:
+        await broker.ready()
+        client = MQTTClient(client_id="pub", config={"auto_reconnect": False, "keep_alive": 60})
+        await client.connect(broker.url)
+        for n in range(messages):
+            await client.publish(TOPIC, str(n).encode(), qos=1)
+            await asyncio.sleep(0.5)
+        await client.disconnect()
+
+    async def main() -> list[bytes]:
+        await broker.ready()
+        sub = MQTTClient(client_id="sub", config={"auto_reconnect": False, "keep_alive": 60})
+        await sub.connect(broker.url)
+        await sub.subscribe([(TOPIC, 1)])
+        world.host("pub").spawn(publisher)
+        await asyncio.sleep(2)
+        world.partition("pub", "broker")
+        world.at(asyncio.get_running_loop().time() + partition_for, world.heal)
+        while len(got) < messages:
+            msg = await asyncio.wait_for(sub.deliver_message(), timeout=120)
+            got.append(bytes(msg.data))
+        await sub.disconnect()
+        return got
+
+    return world.run(main, until=600).value
+
+
+@pytest.mark.squall_seeds(3)
+def test_qos1_messages_cross_a_short_partition_complete_and_in_order(squall_world: World, squall_broker: SimBroker) -> None:
+    got = _stream_over_partition(squall_world, squall_broker, messages=20, partition_for=3)
+    assert got == [str(n).encode() for n in range(20)]
+
+
+@pytest.mark.squall_broker(flavor="amqtt")
+def test_the_broker_marker_starts_stock_amqtt(squall_world: World, squall_broker: SimBroker) -> None:
+    async def main() -> str:
+        await squall_broker.ready()
+        assert squall_broker.broker is not None
+        return squall_broker.broker.flavor
+
+    assert squall_world.run(main, until=60).value == "amqtt"
+
+
+def test_a_world_reruns_byte_for_byte_from_its_seed(squall_seed: int) -> None:
+    hashes = set()
+    for _ in range(2):
+        world, broker = world_with_broker(squall_seed)
+        assert broker is not None
+        _stream_over_partition(world, broker, messages=5, partition_for=3)
+        hashes.add(world.trace.hash)
+    assert len(hashes) == 1
+
+
+@settings(max_examples=5, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**16),
+    schedule=schedules(20, partition_hosts=["pub", "broker", "main"], crash_hosts=["pub"], max_fault_seconds=5),
+)
+def test_any_fault_schedule_replays_to_the_same_trace(seed: int, schedule: Schedule) -> None:
+    def run() -> str:
+        world, broker = world_with_broker(seed)
+        assert broker is not None
+        schedule.apply(world)
+
+        async def publisher() -> None:
+            await broker.ready()
+            client = MQTTClient(client_id="pub", config={"auto_reconnect": False})
+            try:
+                await client.connect(broker.url)
+                for n in range(10):
+                    await client.publish(TOPIC, str(n).encode(), qos=1)
+                    await asyncio.sleep(1)
+            except Exception:  # a fault may cut it off: what matters is that it does so the same way twice
+                pass
+
+        world.host("pub").spawn(publisher)
+        world.run(until=25)
+        return world.trace.hash
+
+    assert run() == run()
