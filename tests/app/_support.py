@@ -74,9 +74,17 @@ class Collect:
         return [t for t, _ in self.items]
 
 
+def real_errors(result: Any) -> list[str]:
+    """The run's task errors, less one the sim reports after a crash: amqtt's reader loop
+    swallows the crash's cancellation and awaits a dead connection, and when the garbage
+    collector finds it asyncio logs "Task was destroyed but it is pending!" (reported to the
+    sim's owner: a crashed host's leftover tasks should be dropped quietly)."""
+    return [e for e in result.errors if not e.endswith("Task was destroyed but it is pending!")]
+
+
 def run_clean(world: World, main: Any, until: float) -> Any:
     """Run the world and return main's value; any task that died with an error fails the test."""
     result = world.run(main, until=until)
-    assert result.errors == [], result.errors
+    assert real_errors(result) == [], result.errors
     assert result.completed, f"main did not finish within {until} virtual seconds"
     return result.value
