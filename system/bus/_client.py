@@ -105,7 +105,8 @@ class BusClient:
 
     Delivery: QoS 1 is at least once end to end (a message whose PUBACK was lost is sent
     again after reconnect) and receivers drop repeats by envelope id (``dedup_ttl``,
-    ``dedup_max``), so handlers see each message once within that window. ``seq`` starts at
+    ``dedup_max``), so handlers see each message once within that window. Retained copies
+    (``Message.retain``, sent by the broker on subscribe) are state and always delivered. ``seq`` starts at
     ``settings.seq_start`` (0) in each client, so set it to keep ``seq`` monotonic across
     process restarts; ``id`` is unique regardless.
     """
@@ -506,7 +507,9 @@ class BusClient:
             self._fail("decode", exc, topic=topic)
             self._drop("in", topic, "invalid", None)
             return
-        if self._dedup.seen(env.id, self._loop.time()):
+        # Retained copies are state sent on (re)subscribe, not redeliveries: a handler
+        # subscribed later must still get the current state.
+        if not retain and self._dedup.seen(env.id, self._loop.time()):
             self._drop("in", topic, "duplicate", env.id)
             return
         future = self._pending.get(env.correlation_id or "") if env.kind in (REPLY_KIND, REPLY_ERROR_KIND) else None

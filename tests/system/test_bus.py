@@ -94,6 +94,10 @@ def test_retained_message_and_availability_reach_a_late_subscriber(target) -> No
                     assert msg.data == {"mode": "boost"} and msg.retain
                     [online] = await avail.wait(1)
                     assert online.data == {"status": "online"} and online.retain
+                    narrower = Inbox()  # a later, narrower subscription still gets the current state
+                    await late.subscribe("state/dev", narrower)
+                    [again] = await narrower.wait(1)
+                    assert again.data == {"mode": "boost"} and again.envelope.id == msg.envelope.id
             async with make_client(target, "later") as later:
                 avail = Inbox()
                 await later.subscribe("squall/availability/dev", avail)
