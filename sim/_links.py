@@ -223,6 +223,8 @@ class Links:
             return
         t = seg.sent_at + self.one_way(pipe.src.host, pipe.dst.host, pipe.rng)
         if pipe.toxics and seg.kind <= _EOF:  # toxics act on the byte stream, not on set-up or resets
+            # No coalescing into a segment a toxic has already cut, trimmed or timed.
+            pipe._last = None
             items = [(t, seg)]
             for state in pipe.toxics:
                 items = state.apply(items, pipe.rng)

@@ -32,10 +32,20 @@ def plan(scenario: Scenario, seed: int, broker_url: str | Callable[[str], str], 
     ``broker_url`` is one URL for every service (sim), or a function of the service's name
     (chaos, where each service reaches the broker through its own proxy).
     """
-    from system.fleet import fleet_services
+    from system.fleet import fleet_rooms, fleet_services
 
-    url_for = broker_url if callable(broker_url) else (lambda _name, url=broker_url: url)
-    services = [Service(s.name, s.kind, s.run, tuple(s.depends_on)) for s in fleet_services(scenario.fleet_config(), url_for, seed)]
+    config = scenario.fleet_config()
+    if callable(broker_url):
+        url_for = broker_url
+        # One URL per service: build each service against its own URL, all sharing one
+        # set of rooms, so a room's sensors and heater still see the same physics.
+        rooms = fleet_rooms(config, seed)
+        names = [s.name for s in fleet_services(config, "mqtt://unused:1", seed, rooms=rooms)]
+        specs = [next(s for s in fleet_services(config, url_for(n), seed, rooms=rooms) if s.name == n) for n in names]
+    else:
+        url_for = lambda _name, url=broker_url: url  # noqa: E731
+        specs = fleet_services(config, broker_url, seed)
+    services = [Service(s.name, s.kind, s.run, tuple(s.depends_on)) for s in specs]
     services.append(Service("monitor", "monitor", _monitor(url_for("monitor"), note)))
     if scenario.workload.churn_subscriber:
         services.append(Service("watcher", "watcher", _churn(scenario, url_for("watcher"), seed)))

@@ -319,6 +319,7 @@ class World:
             with pinned(self):
                 try:
                     value, completed = loop.run_until_complete(self._drive(main, until))
+                    end = self.env._now
                 finally:
                     self._teardown()
         finally:
@@ -327,7 +328,7 @@ class World:
             loop.close()
         return RunResult(
             trace_hash=self.trace.hash,
-            now=self.env._now,
+            now=end,
             value=value,
             completed=completed,
             wall_seconds=time.perf_counter() - wall,

@@ -6,6 +6,7 @@ imports `chaos` at module level (the dependency points the other way).
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -97,10 +98,19 @@ def bench(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the figures as JSON to FILE."),
     only: Optional[str] = typer.Option(None, help="Comma-separated figure names to run."),
     quick: bool = typer.Option(False, help="Smaller workloads (for smoke-testing the bench itself)."),
+    check: bool = typer.Option(False, "--check", help="Compare the ratio figures with the baseline; exit 1 if one fell more than 10%."),
+    baseline: Optional[Path] = typer.Option(None, "--baseline", help="Baseline FILE for --check/--update-baseline (default: the committed sim/bench/baseline.json)."),
+    update_baseline: bool = typer.Option(False, "--update-baseline", help="Write this run's ratio figures as the baseline."),
 ) -> None:
     """Benchmark figures, measured side by side in one run."""
     from sim.bench import run_bench
 
+    if check or update_baseline or baseline is not None:
+        from sim.bench._check import run_check
+
+        if check == update_baseline:
+            raise BadInput("choose one: --check compares with the baseline, --update-baseline rewrites it")
+        raise typer.Exit(run_check(baseline=baseline, json_out=json_out, only=only, quick=quick, update=update_baseline))
     raise typer.Exit(run_bench(json_out=json_out, only=only, quick=quick))
 
 
@@ -177,6 +187,11 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("squall: interrupted", file=sys.stderr)
         sys.exit(130)
+    except Exception as exc:  # a bug of ours: one line by default, the traceback on request
+        if os.environ.get("SQUALL_DEBUG"):
+            raise
+        print(f"squall: internal error: {type(exc).__name__}: {exc} (set SQUALL_DEBUG=1 for the traceback, and please report it)", file=sys.stderr)
+        sys.exit(3)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -11,7 +11,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display on CI machines or in sweeps
 import matplotlib.pyplot as plt  # noqa: E402
 
-from sim.checks import quantile  # noqa: E402
+from sim.checks import quantile, topic_matches  # noqa: E402
 
 _FAULT_COLOURS = {"toxic": "tab:orange", "partition": "tab:red", "crash": "tab:purple", "down": "tab:brown", "skew": "tab:olive"}
 
@@ -32,14 +32,16 @@ def _buckets(end: float) -> float:
 def plot_run(out: Path, history: list[dict[str, Any]], report: dict[str, Any]) -> None:
     end = float(report["virtual_seconds"]) or 1.0
     width = _buckets(end)
-    published = {r["id"]: r["t"] for r in history if r.get("event") == "publish" and r.get("id")}
+    judged = report.get("judged", {})
+    topics, receivers = judged.get("topics", "#"), set(judged.get("receivers", []))
+    published = {r["id"]: r["t"] for r in history if r.get("event") == "publish" and r.get("id") and topic_matches(topics, r.get("topic", ""))}
     sent: dict[int, int] = defaultdict(int)
     got: dict[int, int] = defaultdict(int)
     lat: dict[int, list[float]] = defaultdict(list)
     for r in history:
-        if r.get("event") == "publish":
+        if r.get("event") == "publish" and r.get("id") in published:
             sent[int(r["t"] // width)] += 1
-        elif r.get("event") == "deliver" and r.get("id") in published:
+        elif r.get("event") == "deliver" and r.get("id") in published and (not receivers or r.get("client") in receivers):
             b = int(r["t"] // width)
             got[b] += 1
             lat[b].append((r["t"] - published[r["id"]]) * 1000.0)
@@ -56,7 +58,7 @@ def plot_run(out: Path, history: list[dict[str, Any]], report: dict[str, Any]) -
     for q, style in ((0.5, "-"), (0.99, "--")):
         ax2.plot(xs, [quantile(lat[i], q) if lat[i] else float("nan") for i in range(len(xs))], style, label=f"p{int(q * 100)}")
     shade_faults(ax2, report.get("faults", []), end)
-    ax2.set_yscale("symlog")
+    ax2.set_yscale("symlog", linthresh=1.0)
     ax2.set_ylabel("latency (ms)")
     ax2.set_xlabel("time (s)")
     ax2.legend(loc="upper right", fontsize="small")
@@ -72,7 +74,8 @@ def plot_run(out: Path, history: list[dict[str, Any]], report: dict[str, Any]) -
             v = quantile(all_lat, q)
             ax.axvline(v, linestyle=":", color="grey")
             ax.annotate(f"p{int(q * 100)} {v:.1f} ms", (v, q), fontsize="small")
-        ax.set_xscale("log")
+        if all_lat[0] > 0:
+            ax.set_xscale("log")
     ax.set_xlabel("delivery latency (ms)")
     ax.set_ylabel("fraction of deliveries")
     ax.set_title("latency distribution")

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -67,11 +68,17 @@ def run_scenario(
     history = History(clock=lambda: world.now)
     flavor = scenario.broker.flavor
 
-    async def broker() -> None:
-        from system.broker import EmbeddedBroker
+    from system.broker import EmbeddedBroker
 
-        b = EmbeddedBroker(host="0.0.0.0", port=BROKER_PORT, flavor=flavor)
-        await b.start()
+    durable = EmbeddedBroker(host="0.0.0.0", port=BROKER_PORT, flavor=flavor)
+
+    async def broker() -> None:
+        if scenario.broker.durable:
+            _salvage(durable)
+        else:
+            durable.forget()
+        durable._broker = None
+        await durable.start()
         await asyncio.Event().wait()
 
     world.host(BROKER).spawn(broker)
@@ -109,14 +116,23 @@ def run_scenario(
     return outcome
 
 
+def _salvage(broker: Any) -> None:
+    """After a host crash, bring back what a broker with durable storage would find on disk."""
+    from system.broker._fixes import SquallBroker
+
+    dead = broker._broker
+    if isinstance(dead, SquallBroker):
+        broker._saved = dead.export_state()
+
+
 def _record_faults(world: World, schedule: Schedule, history: History) -> None:
     for f in sorted(schedule.faults, key=lambda f: f.at):
         fields = {"kind": f.fault.kind, "label": f.fault.label()}
-        world.at(f.at, history.note, "fault", **fields)
+        world.at(f.at, functools.partial(history.note, "fault", **fields))
         if isinstance(f.fault, CrashFault):
-            world.at(f.at, history.note, "crash", host=f.fault.host)
+            world.at(f.at, functools.partial(history.note, "crash", host=f.fault.host))
         if f.duration is not None:
-            world.at(f.at + f.duration, history.note, "heal", **fields)
+            world.at(f.at + f.duration, functools.partial(history.note, "heal", **fields))
 
 
 def build_report(
@@ -149,5 +165,6 @@ def build_report(
         "broker": scenario.broker.flavor,
         "faults": [{"at": a, "until": b, "kind": k, "label": lbl} for a, b, k, lbl in schedule.windows()],
         "quiet_after": schedule.quiet_after,
+        "judged": {"topics": scenario.checks.topics, "receivers": scenario.checks.receivers},
         **(extra or {}),
     }

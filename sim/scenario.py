@@ -51,6 +51,7 @@ class BrokerParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     flavor: Literal["squall", "amqtt"] = "squall"
+    durable: bool = Field(True, description="sessions and retained messages survive a broker crash, as with durable storage (squall flavor)")
 
 
 class ChaosParams(BaseModel):

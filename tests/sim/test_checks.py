@@ -82,6 +82,17 @@ def test_liveness_fails_when_a_client_never_comes_back():
     assert verdicts(back, facts=RunFacts(duration=200, quiet_after=20))["liveness"].ok
 
 
+def test_liveness_fails_when_the_controller_leaves_a_cold_room_unheated_after_the_deadline():
+    def room(t, temp, heater):
+        return {"event": "room_temperature", "t": t, "room": "r1", "temperature": temp, "low": 19, "high": 23, "heater": heater}
+
+    facts = RunFacts(duration=200, quiet_after=50)
+    c = verdicts([room(60, 12.0, False), room(150, 15.0, False)], facts=facts)["liveness"]
+    assert not c.ok and "r1" in c.detail and c.at == 150
+    assert verdicts([room(60, 12.0, False), room(150, 15.0, True)], facts=facts)["liveness"].ok
+    assert not verdicts([room(150, 25.0, True)], facts=facts)["liveness"].ok
+
+
 def test_stale_availability_is_caught():
     history = [
         {"event": "connect", "t": 1, "client": "dev"},
@@ -95,7 +106,7 @@ def test_stale_availability_is_caught():
 
 
 def test_commands_success_ratio():
-    trips = [{"event": "command", "t": i, "ok": i % 4 != 0, "latency": 0.01} for i in range(8)]
+    trips = [{"event": "command_done", "t": i, "outcome": "ok" if i % 4 else "timeout", "latency": 0.01} for i in range(8)]
     assert not verdicts(trips)["commands"].ok  # 75% < 90%
     assert verdicts(trips, CFG.model_copy(update={"min_command_success": 0.7}))["commands"].ok
 

@@ -218,3 +218,17 @@ def test_toxic_json_matches_toxiproxy_shape_and_rejects_unknown_types():
     assert toxic.to_json() == {"name": "bandwidth_downstream", "type": "bandwidth", "stream": "downstream", "toxicity": 1.0, "attributes": {"rate": 5}}
     with pytest.raises(ValueError):
         Toxic.model_validate({"type": "explode"})
+
+
+def test_writes_in_one_instant_through_a_slicer_all_arrive():
+    """Regression: bytes written in the same instant as a sliced chunk were appended to it after slicing, and lost."""
+    world = world_with_echo()
+    world.add_toxic("srv:7", {"type": "slicer", "stream": "upstream", "attributes": {"average_size": 3, "delay": 10}})
+
+    async def main():
+        reader, writer = await connect()
+        for i in range(20):
+            writer.write(b"<%02d>" % i)  # 20 writes, one virtual instant
+        return await reader.readexactly(80)
+
+    assert world.run(main).value == b"".join(b"<%02d>" % i for i in range(20))
