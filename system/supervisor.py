@@ -18,6 +18,7 @@ import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 from system.app._events import ServiceChanged
 from system.app._retry import Backoff
@@ -50,7 +51,9 @@ def start_order(specs: Sequence[ServiceSpec]) -> list[str]:
     index: dict[str, int] = {}
     for i, spec in enumerate(specs):
         if spec.name in index:
-            raise DependencyError(f"two services are named {spec.name!r}; service names must be unique")
+            raise DependencyError(
+                f"two services are named {spec.name!r}; service names must be unique"
+            )
         index[spec.name] = i
     for spec in specs:
         missing = [d for d in spec.depends_on if d not in index]
@@ -66,7 +69,9 @@ def start_order(specs: Sequence[ServiceSpec]) -> list[str]:
         sorter.prepare()
     except graphlib.CycleError as exc:
         cycle = " -> ".join(reversed(exc.args[1]))
-        raise DependencyError(f"services depend on each other in a cycle: {cycle}; break the cycle") from None
+        raise DependencyError(
+            f"services depend on each other in a cycle: {cycle}; break the cycle"
+        ) from None
     order: list[str] = []
     while sorter.is_active():
         ready = sorted(sorter.get_ready(), key=index.__getitem__)
@@ -101,7 +106,9 @@ class Supervisor:
         self.order = start_order(specs)
         self.specs = {s.name: s for s in specs}
         self.data_root = Path(data_root)
-        self.observer: Observer = observer if observer is not None else LoggingObserver()
+        self.observer: Observer = (
+            observer if observer is not None else LoggingObserver()
+        )
         self.backoff = Backoff(restart_initial, restart_max, rng=rng or random.Random())
         self.stable_after = stable_after
         self.stop_timeout = stop_timeout
@@ -122,8 +129,12 @@ class Supervisor:
             raise RuntimeError("this supervisor was already started")
         for name in self.order:
             self._launch(name)
-            self._watchers[name] = asyncio.create_task(self._watch(name), name=f"supervise-{name}")
-            await asyncio.sleep(0)  # let it take its first step before its dependents start
+            self._watchers[name] = asyncio.create_task(
+                self._watch(name), name=f"supervise-{name}"
+            )
+            await asyncio.sleep(
+                0
+            )  # let it take its first step before its dependents start
 
     async def stop(self) -> None:
         """Stop services in reverse dependency order, each within ``stop_timeout``."""
@@ -152,7 +163,7 @@ class Supervisor:
         finally:
             await asyncio.shield(self.stop())
 
-    async def __aenter__(self) -> Supervisor:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
@@ -167,7 +178,9 @@ class Supervisor:
         self._set(name, "starting")
         data_dir = self.data_root / name
         data_dir.mkdir(parents=True, exist_ok=True)
-        self._running[name] = asyncio.create_task(_call(spec, self.observer, data_dir), name=f"service-{name}")
+        self._running[name] = asyncio.create_task(
+            _call(spec, self.observer, data_dir), name=f"service-{name}"
+        )
         self._set(name, "running")
 
     async def _watch(self, name: str) -> None:
@@ -195,17 +208,35 @@ class Supervisor:
                 return
             self._launch(name)
 
-    def _set(self, name: str, new: str, *, error: str | None = None, delay: float | None = None) -> None:
+    def _set(
+        self,
+        name: str,
+        new: str,
+        *,
+        error: str | None = None,
+        delay: float | None = None,
+    ) -> None:
         old, self.states[name] = self.states[name], new
         try:
             at = asyncio.get_running_loop().time()
         except RuntimeError:
             at = 0.0
-        event = ServiceChanged(client=self.name, at=at, service=name, old=old, new=new, attempt=self.starts[name], delay=delay, error=error)
+        event = ServiceChanged(
+            client=self.name,
+            at=at,
+            service=name,
+            old=old,
+            new=new,
+            attempt=self.starts[name],
+            delay=delay,
+            error=error,
+        )
         try:
             self.observer(event)
-        except Exception:
-            _log.exception("observer failed on a service transition; the supervisor carries on")
+        except Exception:  # noqa: BLE001 - an observer must never break the supervisor
+            _log.exception(
+                "observer failed on a service transition; the supervisor carries on"
+            )
 
 
 async def _call(spec: ServiceSpec, observer: Observer, data_dir: Path) -> None:

@@ -3,7 +3,13 @@
 persisted values, retry, config reload, health and availability, failures contained."""
 
 from system.app._app import App
-from system.app._device import CoalescingGroup, Command, CommandRejected, Device, DeviceMachine
+from system.app._device import (
+    CoalescingGroup,
+    Command,
+    CommandRejected,
+    Device,
+    DeviceMachine,
+)
 from system.app._events import (
     CommandDone,
     CommandSent,
@@ -36,8 +42,8 @@ __all__ = [
     "DeviceMachine",
     "DeviceStateChanged",
     "InvalidTransition",
-    "Router",
     "RoomTemperature",
+    "Router",
     "ServiceChanged",
     "StateMachine",
     "retry",

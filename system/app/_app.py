@@ -8,11 +8,18 @@ import contextlib
 import itertools
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 from pydantic import BaseModel, ValidationError
 
-from system.app._device import _REPLY, _REPLY_ERROR, Device, _first_error, _jsonable, _Periodic
+from system.app._device import (
+    _REPLY,
+    _REPLY_ERROR,
+    Device,
+    _first_error,
+    _jsonable,
+    _Periodic,
+)
 from system.app._events import CommandDone, CommandSent, ConfigReloaded
 from system.app._periodic import run_periodic
 from system.app._router import Router
@@ -20,7 +27,6 @@ from system.app._topics import join
 from system.bus import BusClient, Message, RequestFailed, RequestTimeout
 from system.observer import Event, LoggingObserver, Observer
 from system.store import OnInterval, Store
-
 
 _log = logging.getLogger("system.app")
 
@@ -49,7 +55,9 @@ class App(Router):
         self.store = store
         self._config = config
         self.config_version = 0
-        self._observer: Observer = observer if observer is not None else LoggingObserver()
+        self._observer: Observer = (
+            observer if observer is not None else LoggingObserver()
+        )
         self._on_reload: list[Callable[[BaseModel], Any]] = []
         self._periodic_specs: list[_Periodic] = []
         self._tasks: list[tuple[_Periodic, asyncio.Task[None]]] = []
@@ -72,7 +80,11 @@ class App(Router):
         for router in self.walk():
             specs += await router._bind(self)
         if self._config is not None:
-            await self.bus.subscribe(join(self.base, "config"), self._on_config, name=f"app:{self.base}:config")
+            await self.bus.subscribe(
+                join(self.base, "config"),
+                self._on_config,
+                name=f"app:{self.base}:config",
+            )
         for value in self._persisted_values():
             if isinstance(value.policy, OnInterval):
                 specs.append(_Periodic(value.policy.seconds, _flusher(value)))
@@ -106,7 +118,7 @@ class App(Router):
         finally:
             await asyncio.shield(self.stop())
 
-    async def __aenter__(self) -> App:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
@@ -129,11 +141,17 @@ class App(Router):
         restart periodic work whose interval comes from the config. Raises ``ValidationError``
         on a bad config, leaving the old one in place."""
         if self._config is None:
-            raise RuntimeError("this App has no config to reload; pass config=YourModel(...) to App")
+            raise RuntimeError(
+                "this App has no config to reload; pass config=YourModel(...) to App"
+            )
         if isinstance(new, dict):
-            new = type(self._config).model_validate({**self._config.model_dump(), **new})
+            new = type(self._config).model_validate(
+                {**self._config.model_dump(), **new}
+            )
         elif not isinstance(new, type(self._config)):
-            raise TypeError(f"config must be a {type(self._config).__name__}, got {type(new).__name__}")
+            raise TypeError(
+                f"config must be a {type(self._config).__name__}, got {type(new).__name__}"
+            )
         self._config = new
         self.config_version += 1
         self._emit(ConfigReloaded, version=self.config_version)
@@ -158,7 +176,14 @@ class App(Router):
 
     # -- talking to other services -------------------------------------------------------
 
-    async def send_command(self, device_topic: str, command: str, data: Any = None, *, timeout: float | None = None) -> Any:
+    async def send_command(
+        self,
+        device_topic: str,
+        command: str,
+        data: Any = None,
+        *,
+        timeout: float | None = None,
+    ) -> Any:
         """Send ``command`` to the device at ``device_topic`` and return its reply's data.
 
         Reports ``CommandSent`` and ``CommandDone`` (with latency); raises ``RequestTimeout``
@@ -171,12 +196,35 @@ class App(Router):
         try:
             reply = await self.bus.request(topic, _jsonable(data), timeout=timeout)
         except RequestTimeout as exc:
-            self._emit(CommandDone, topic=topic, command=command, request=n, outcome="timeout", latency=loop.time() - t0, detail=str(exc))
+            self._emit(
+                CommandDone,
+                topic=topic,
+                command=command,
+                request=n,
+                outcome="timeout",
+                latency=loop.time() - t0,
+                detail=str(exc),
+            )
             raise
         except RequestFailed as exc:
-            self._emit(CommandDone, topic=topic, command=command, request=n, outcome="error", latency=loop.time() - t0, detail=str(exc))
+            self._emit(
+                CommandDone,
+                topic=topic,
+                command=command,
+                request=n,
+                outcome="error",
+                latency=loop.time() - t0,
+                detail=str(exc),
+            )
             raise
-        self._emit(CommandDone, topic=topic, command=command, request=n, outcome="ok", latency=loop.time() - t0)
+        self._emit(
+            CommandDone,
+            topic=topic,
+            command=command,
+            request=n,
+            outcome="ok",
+            latency=loop.time() - t0,
+        )
         return reply.data
 
     # -- introspection -------------------------------------------------------------------
@@ -195,16 +243,26 @@ class App(Router):
         if isinstance(interval, str):
             field = interval
             if self._config is None or not hasattr(self._config, field):
-                raise ValueError(f"periodic interval names config field {field!r}, but the app's config has no such field")
-            interval = lambda: float(getattr(self._config, field))  # noqa: E731
-        return asyncio.create_task(run_periodic(interval, spec.tick, immediate=spec.immediate), name=f"app-{self.bus.client_id}-periodic")
+                raise ValueError(
+                    f"periodic interval names config field {field!r}, but the app's config has no such field"
+                )
+            interval = lambda: float(getattr(self._config, field))
+        return asyncio.create_task(
+            run_periodic(interval, spec.tick, immediate=spec.immediate),
+            name=f"app-{self.bus.client_id}-periodic",
+        )
 
     def _persisted_values(self) -> list[Any]:
         return [v for d in self.all_devices() for v in d._persisted]
 
     async def _reply(self, request: Any, kind: str, data: Any) -> None:
         if request.correlation_id is not None:
-            await self.bus.publish(self.bus.settings.topic("reply", request.source), data, kind=kind, correlation_id=request.correlation_id)
+            await self.bus.publish(
+                self.bus.settings.topic("reply", request.source),
+                data,
+                kind=kind,
+                correlation_id=request.correlation_id,
+            )
 
     def _count_error(self) -> None:
         self.errors_total += 1
@@ -216,11 +274,9 @@ class App(Router):
             at = 0.0
         try:
             self._observer(cls(client=self.bus.client_id, at=at, **fields))
-        except Exception:  # an observer must never break the app
+        except Exception:  # noqa: BLE001 - an observer must never break the app
             _log.exception("observer failed on %s", cls.name)
 
 
 def _flusher(value: Any) -> Callable[[], None]:
     return value.flush
-
-

@@ -12,7 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from system.app._events import DeviceAvailability, DeviceError, DeviceHealthChanged, DeviceStateChanged
+from system.app._events import (
+    DeviceAvailability,
+    DeviceError,
+    DeviceHealthChanged,
+    DeviceStateChanged,
+)
 from system.app._periodic import Interval
 from system.app._state import StateMachine
 from system.app._topics import check_segment, check_subtopic, join
@@ -28,6 +33,7 @@ if TYPE_CHECKING:
 # the request's correlation_id and goes to the requester's reply topic.
 _REPLY, _REPLY_ERROR = "reply", "reply-error"
 _NO_ARG: Any = object()
+_ON_CHANGE = OnChange()
 
 
 class CommandRejected(ValueError):
@@ -91,7 +97,9 @@ class DeviceMachine:
         old, new = self.machine.fire(event)
         self._saved.value = new
         if old != new:
-            self.device._emit(DeviceStateChanged, machine=self.name, old=old, new=new, trigger=event)
+            self.device._emit(
+                DeviceStateChanged, machine=self.name, old=old, new=new, trigger=event
+            )
         await self.publish(event)
         return new
 
@@ -176,12 +184,16 @@ class Device:
     @property
     def app(self) -> App:
         if self._app is None:
-            raise RuntimeError(f"device {self.name!r} is not running: include its router in an App and start it")
+            raise RuntimeError(
+                f"device {self.name!r} is not running: include its router in an App and start it"
+            )
         return self._app
 
     # -- declaring ---------------------------------------------------------------------
 
-    def command(self, name: str, model: Any = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def command(
+        self, name: str, model: Any = None
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Register a command handler on ``<device>/cmd/<name>``. Its payload is validated
         as ``model`` (default: the first parameter's annotation; a pydantic model gets its
         defaults filled, even from an empty payload); the return value is the reply. An
@@ -195,7 +207,12 @@ class Device:
         return register
 
     def telemetry(
-        self, name: str, *, interval: Interval | None = None, qos: int | None = None, retain: bool = False
+        self,
+        name: str,
+        *,
+        interval: Interval | None = None,
+        qos: int | None = None,
+        retain: bool = False,
     ) -> Callable[[Callable[[], Any]], Callable[[], Any]]:
         """Register a telemetry source published on ``<device>/telemetry/<name>`` every
         ``interval`` seconds (None: only when triggered). A source returning None skips that
@@ -208,7 +225,9 @@ class Device:
 
         return register
 
-    def on(self, subtopic: str, model: Any = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def on(
+        self, subtopic: str, model: Any = None
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Handle messages on ``<device>/<subtopic>`` (wildcards allowed); the payload is
         validated as ``model`` (or the first parameter's annotation; ``Message`` gets the raw message)."""
         check_subtopic(subtopic, "subtopic")
@@ -219,24 +238,37 @@ class Device:
 
         return register
 
-    def every(self, interval: Interval, *, immediate: bool = False) -> Callable[[Callable[[], Any]], Callable[[], Any]]:
+    def every(
+        self, interval: Interval, *, immediate: bool = False
+    ) -> Callable[[Callable[[], Any]], Callable[[], Any]]:
         """Call the function every ``interval`` seconds while the app runs; failures are contained."""
 
         def register(fn: Callable[[], Any]) -> Callable[[], Any]:
             where = f"task:{getattr(fn, '__name__', 'task')}"
-            self._periodic.append(_Periodic(interval, lambda: self._guard(where, fn), immediate))
+            self._periodic.append(
+                _Periodic(interval, lambda: self._guard(where, fn), immediate)
+            )
             return fn
 
         return register
 
-    def persist(self, key: str, default: Any, policy: PersistPolicy = OnChange(), *, type_: Any = None) -> Persisted[Any]:
+    def persist(
+        self,
+        key: str,
+        default: Any,
+        policy: PersistPolicy = _ON_CHANGE,
+        *,
+        type_: Any = None,
+    ) -> Persisted[Any]:
         """A value kept in the app's store under this device, restored when the app starts."""
         # The namespace is the device's topic, known once its router is included (see _bind).
         value: Persisted[Any] = Persisted(None, "", key, default, policy, type_)
         self._persisted.append(value)
         return value
 
-    def state_machine(self, name: str, initial: str, transitions: Mapping[tuple[str, str], str]) -> DeviceMachine:
+    def state_machine(
+        self, name: str, initial: str, transitions: Mapping[tuple[str, str], str]
+    ) -> DeviceMachine:
         check_segment(name, "state machine name")
         machine = DeviceMachine(self, name, StateMachine(initial, transitions))
         self._machines[name] = machine
@@ -250,9 +282,17 @@ class Device:
 
     # -- acting ------------------------------------------------------------------------
 
-    async def publish(self, name: str, value: Any, *, qos: int | None = None, retain: bool = False) -> None:
+    async def publish(
+        self, name: str, value: Any, *, qos: int | None = None, retain: bool = False
+    ) -> None:
         """Publish one telemetry value now (a manual device publishes only this way)."""
-        await self.app.bus.publish(join(self.topic, "telemetry", name), _jsonable(value), kind="telemetry", qos=qos, retain=retain)
+        await self.app.bus.publish(
+            join(self.topic, "telemetry", name),
+            _jsonable(value),
+            kind="telemetry",
+            qos=qos,
+            retain=retain,
+        )
 
     async def trigger(self, name: str) -> bool:
         """Read and publish telemetry ``name`` now; False if the source failed or gave None."""
@@ -260,7 +300,9 @@ class Device:
         if tel is None:
             group = self._groups.get(name)
             if group is None:
-                raise KeyError(f"device {self.name!r} has no telemetry {name!r}; it has: {', '.join(self._telemetry) or 'none'}")
+                raise KeyError(
+                    f"device {self.name!r} has no telemetry {name!r}; it has: {', '.join(self._telemetry) or 'none'}"
+                )
             await group.flush()
             return True
         ok, value = await self._guard(f"telemetry:{name}", tel.fn)
@@ -268,7 +310,9 @@ class Device:
             return False
         ret = _return_type(tel.fn)
         if ret is not None and not isinstance(value, BaseModel):
-            ok, value = await self._guard(f"telemetry:{name}", lambda: TypeAdapter(ret).validate_python(value))
+            ok, value = await self._guard(
+                f"telemetry:{name}", lambda: TypeAdapter(ret).validate_python(value)
+            )
             if not ok:
                 return False
         await self.publish(name, value, qos=tel.qos, retain=tel.retain)
@@ -294,7 +338,12 @@ class Device:
         self.available = available
         status = "online" if available else "offline"
         self._emit(DeviceAvailability, status=status)
-        await self.app.bus.publish(join(self.topic, "availability"), {"status": status}, kind="availability", retain=True)
+        await self.app.bus.publish(
+            join(self.topic, "availability"),
+            {"status": status},
+            kind="availability",
+            retain=True,
+        )
 
     # -- running (called by the App) -----------------------------------------------------
 
@@ -306,15 +355,27 @@ class Device:
         for machine in self._machines.values():
             machine._restore()
         bus = app.bus
-        await bus.subscribe(join(self.topic, "cmd", "+"), self._on_command, name=f"app:{self.topic}:cmd")
-        await bus.subscribe(join(self.topic, "trigger", "+"), self._on_trigger, name=f"app:{self.topic}:trigger")
+        await bus.subscribe(
+            join(self.topic, "cmd", "+"), self._on_command, name=f"app:{self.topic}:cmd"
+        )
+        await bus.subscribe(
+            join(self.topic, "trigger", "+"),
+            self._on_trigger,
+            name=f"app:{self.topic}:trigger",
+        )
         for subtopic, fn, model in self._handlers:
             pattern = join(self.topic, subtopic)
-            await bus.subscribe(pattern, _handler(self, f"on:{subtopic}", fn, model), name=f"app:{pattern}:{fn.__qualname__}")
+            await bus.subscribe(
+                pattern,
+                _handler(self, f"on:{subtopic}", fn, model),
+                name=f"app:{pattern}:{fn.__qualname__}",
+            )
         tasks = list(self._periodic)
         for tel in self._telemetry.values():
             if tel.interval is not None:
-                tasks.append(_Periodic(tel.interval, lambda n=tel.name: self.trigger(n)))
+                tasks.append(
+                    _Periodic(tel.interval, lambda n=tel.name: self.trigger(n))
+                )
         for group in self._groups.values():
             if group.interval is not None:
                 tasks.append(_Periodic(group.interval, group.flush))
@@ -335,26 +396,38 @@ class Device:
                 self._inbox.put_nowait(Command(name, env.data, env, self))
             else:
                 known = ", ".join(sorted(self._commands)) or "none"
-                await self._reply(env, _REPLY_ERROR, f"device {self.topic} has no command {name!r} (known: {known})")
+                await self._reply(
+                    env,
+                    _REPLY_ERROR,
+                    f"device {self.topic} has no command {name!r} (known: {known})",
+                )
             return
         fn, model, ret = entry
         try:
             args = () if model is _NO_ARG else (_validate(model, env.data),)
         except ValidationError as exc:
-            await self._reply(env, _REPLY_ERROR, f"invalid payload for {name}: {_first_error(exc)}")
+            await self._reply(
+                env, _REPLY_ERROR, f"invalid payload for {name}: {_first_error(exc)}"
+            )
             return
         try:
             result = fn(*args)
             if inspect.isawaitable(result):
                 result = await result
-            if ret is not None and result is not None and not isinstance(result, BaseModel):
+            if (
+                ret is not None
+                and result is not None
+                and not isinstance(result, BaseModel)
+            ):
                 result = TypeAdapter(ret).validate_python(result)
         except CommandRejected as exc:
             await self._reply(env, _REPLY_ERROR, str(exc))
             return
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - failure isolation: the device answers and carries on
             await self._failed(f"command:{name}", exc)
-            await self._reply(env, _REPLY_ERROR, f"{name} failed: {type(exc).__name__}: {exc}")
+            await self._reply(
+                env, _REPLY_ERROR, f"{name} failed: {type(exc).__name__}: {exc}"
+            )
             return
         await self._succeeded()
         await self._reply(env, _REPLY, _jsonable(result))
@@ -368,7 +441,12 @@ class Device:
         if request.correlation_id is None:
             return  # fire-and-forget command: nobody waits for an answer
         bus = self.app.bus
-        await bus.publish(bus.settings.topic("reply", request.source), data, kind=kind, correlation_id=request.correlation_id)
+        await bus.publish(
+            bus.settings.topic("reply", request.source),
+            data,
+            kind=kind,
+            correlation_id=request.correlation_id,
+        )
 
     async def _guard(self, where: str, fn: Callable[[], Any]) -> tuple[bool, Any]:
         """Run a user callable; a failure is counted, reported and published, never raised."""
@@ -378,7 +456,7 @@ class Device:
                 result = await result
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - failure isolation: contain, count, report
             await self._failed(where, exc)
             return False, None
         await self._succeeded()
@@ -387,13 +465,28 @@ class Device:
     async def _failed(self, where: str, exc: Exception) -> None:
         self.errors += 1
         self.consecutive_errors += 1
-        self._emit(DeviceError, where=where, error=type(exc).__name__, message=str(exc), errors=self.errors)
-        report = {"where": where, "error": type(exc).__name__, "message": str(exc), "errors": self.errors}
+        self._emit(
+            DeviceError,
+            where=where,
+            error=type(exc).__name__,
+            message=str(exc),
+            errors=self.errors,
+        )
+        report = {
+            "where": where,
+            "error": type(exc).__name__,
+            "message": str(exc),
+            "errors": self.errors,
+        }
         app = self._app
         if app is not None:
             app._count_error()
-            await app.bus.publish(join(self.topic, "errors"), report, kind="error", qos=0)
-        status = "failing" if self.consecutive_errors >= self.failing_after else "degraded"
+            await app.bus.publish(
+                join(self.topic, "errors"), report, kind="error", qos=0
+            )
+        status = (
+            "failing" if self.consecutive_errors >= self.failing_after else "degraded"
+        )
         await self._set_health(status, f"{where}: {type(exc).__name__}: {exc}")
 
     async def _succeeded(self) -> None:
@@ -410,7 +503,9 @@ class Device:
     async def _publish_health(self, reason: str) -> None:
         if self._app is not None:
             data = {"status": self.health, "errors": self.errors, "reason": reason}
-            await self._app.bus.publish(join(self.topic, "health"), data, kind="health", retain=True, qos=0)
+            await self._app.bus.publish(
+                join(self.topic, "health"), data, kind="health", retain=True, qos=0
+            )
 
     def _flush(self) -> None:
         for value in self._persisted:
@@ -421,14 +516,16 @@ class Device:
             self._app._emit(cls, device=self.topic, **fields)
 
 
-def _handler(owner: Device | Any, where: str, fn: Callable[..., Any], model: Any) -> Callable[[Message], Awaitable[None]]:
+def _handler(
+    owner: Device | Any, where: str, fn: Callable[..., Any], model: Any
+) -> Callable[[Message], Awaitable[None]]:
     async def handle(msg: Message) -> None:
         if model is _NO_ARG:
             call: Callable[[], Any] = fn
         elif model is Message:
-            call = lambda: fn(msg)  # noqa: E731
+            call = lambda: fn(msg)
         else:
-            call = lambda: fn(_validate(model, msg.data))  # noqa: E731
+            call = lambda: fn(_validate(model, msg.data))
         await owner._guard(where, call)
 
     return handle
@@ -437,7 +534,11 @@ def _handler(owner: Device | Any, where: str, fn: Callable[..., Any], model: Any
 def _payload_type(fn: Callable[..., Any], explicit: Any) -> Any:
     if explicit is not None:
         return explicit
-    params = [p for p in inspect.signature(fn).parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    params = [
+        p
+        for p in inspect.signature(fn).parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
     if not params:
         return _NO_ARG
     hint = _hints(fn).get(params[0].name)
@@ -452,7 +553,7 @@ def _return_type(fn: Callable[..., Any]) -> Any:
 def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
     try:
         return typing.get_type_hints(fn)
-    except Exception:
+    except Exception:  # noqa: BLE001 - unresolvable annotations mean "untyped"
         return {}
 
 

@@ -8,7 +8,7 @@ import inspect
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -26,7 +26,9 @@ class Backoff:
 
     def __post_init__(self) -> None:
         if not 0 < self.initial <= self.maximum:
-            raise ValueError(f"backoff needs 0 < initial <= maximum, got initial={self.initial}, maximum={self.maximum}")
+            raise ValueError(
+                f"backoff needs 0 < initial <= maximum, got initial={self.initial}, maximum={self.maximum}"
+            )
 
     def ceiling(self, attempt: int) -> float:
         return min(self.maximum, self.initial * 2 ** min(max(attempt - 1, 0), 62))
@@ -67,17 +69,23 @@ async def retry(
 
 
 def retrying(
-    *, attempts: int = 3, backoff: Backoff | None = None, retry_on: tuple[type[BaseException], ...] = (Exception,)
+    *,
+    attempts: int = 3,
+    backoff: Backoff | None = None,
+    retry_on: tuple[type[BaseException], ...] = (Exception,),
 ) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Awaitable[T]]]:
     """Decorator form of ``retry`` for an async function."""
 
     def wrap(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
         @functools.wraps(fn)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-            return await retry(lambda: fn(*args, **kwargs), attempts=attempts, backoff=backoff, retry_on=retry_on)
+            return await retry(
+                lambda: fn(*args, **kwargs),
+                attempts=attempts,
+                backoff=backoff,
+                retry_on=retry_on,
+            )
 
         return wrapper
 
     return wrap
-
-

@@ -7,8 +7,8 @@ import inspect
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from system.app._device import Device, _handler, _payload_type, _Periodic
 from system.app._events import DeviceError
-from system.app._device import Device, _Periodic, _handler, _payload_type
 from system.app._periodic import Interval
 from system.app._topics import check_segment, check_subtopic, join
 
@@ -40,9 +40,13 @@ class Router:
     def include(self, router: Router) -> Router:
         """Serve ``router`` under this one's prefix; returns it."""
         if router is self or router.parent is not None:
-            raise ValueError(f"router {router.prefix!r} is already included somewhere; a router has one parent")
+            raise ValueError(
+                f"router {router.prefix!r} is already included somewhere; a router has one parent"
+            )
         if any(r.prefix == router.prefix for r in self.routers):
-            raise ValueError(f"a router with prefix {router.prefix!r} is already included under {self.base!r}")
+            raise ValueError(
+                f"a router with prefix {router.prefix!r} is already included under {self.base!r}"
+            )
         router.parent = self
         self.routers.append(router)
         return router
@@ -56,7 +60,9 @@ class Router:
         self.devices[name] = dev
         return dev
 
-    def on(self, subtopic: str, model: Any = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def on(
+        self, subtopic: str, model: Any = None
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Handle messages on ``<base>/<subtopic>`` (wildcards allowed); payload typed as for ``Device.on``."""
         check_subtopic(subtopic, "subtopic")
 
@@ -66,12 +72,16 @@ class Router:
 
         return register
 
-    def every(self, interval: Interval, *, immediate: bool = False) -> Callable[[Callable[[], Any]], Callable[[], Any]]:
+    def every(
+        self, interval: Interval, *, immediate: bool = False
+    ) -> Callable[[Callable[[], Any]], Callable[[], Any]]:
         """Call the function every ``interval`` seconds (or a callable / config field name giving them)."""
 
         def register(fn: Callable[[], Any]) -> Callable[[], Any]:
             where = f"task:{getattr(fn, '__name__', 'task')}"
-            self._periodic.append(_Periodic(interval, lambda: self._guard(where, fn), immediate))
+            self._periodic.append(
+                _Periodic(interval, lambda: self._guard(where, fn), immediate)
+            )
             return fn
 
         return register
@@ -89,14 +99,28 @@ class Router:
                 result = await result
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - failure isolation: contain, count, report
             self.errors += 1
             app = self._app
             if app is not None:
                 app._count_error()
-                app._emit(DeviceError, device=self.base or app.bus.client_id, where=where, error=type(exc).__name__, message=str(exc), errors=self.errors)
-                report = {"where": where, "error": type(exc).__name__, "message": str(exc), "errors": self.errors}
-                await app.bus.publish(join(self.base, "errors"), report, kind="error", qos=0)
+                app._emit(
+                    DeviceError,
+                    device=self.base or app.bus.client_id,
+                    where=where,
+                    error=type(exc).__name__,
+                    message=str(exc),
+                    errors=self.errors,
+                )
+                report = {
+                    "where": where,
+                    "error": type(exc).__name__,
+                    "message": str(exc),
+                    "errors": self.errors,
+                }
+                await app.bus.publish(
+                    join(self.base, "errors"), report, kind="error", qos=0
+                )
             return False, None
         return True, result
 
@@ -104,7 +128,11 @@ class Router:
         self._app = app
         for subtopic, fn, model in self._handlers:
             pattern = join(self.base, subtopic)
-            await app.bus.subscribe(pattern, _handler(self, f"on:{subtopic}", fn, model), name=f"app:{pattern}:{fn.__qualname__}")
+            await app.bus.subscribe(
+                pattern,
+                _handler(self, f"on:{subtopic}", fn, model),
+                name=f"app:{pattern}:{fn.__qualname__}",
+            )
         tasks = list(self._periodic)
         for dev in self.devices.values():
             tasks += await dev._bind(app)

@@ -16,9 +16,22 @@ class StateMachine:
     publish, persist and report each move.
     """
 
-    def __init__(self, initial: str, transitions: Mapping[tuple[str, str], str], *, states: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        initial: str,
+        transitions: Mapping[tuple[str, str], str],
+        *,
+        states: Iterable[str] = (),
+    ) -> None:
         self.transitions = dict(transitions)
-        self.states = frozenset({*states, initial, *(s for s, _ in self.transitions), *self.transitions.values()})
+        self.states = frozenset(
+            {
+                *states,
+                initial,
+                *(s for s, _ in self.transitions),
+                *self.transitions.values(),
+            }
+        )
         self.state = initial
 
     def can(self, event: str) -> bool:
@@ -34,12 +47,16 @@ class StateMachine:
             new = self.transitions[(self.state, event)]
         except KeyError:
             allowed = ", ".join(self.events()) or "none"
-            raise InvalidTransition(f"event {event!r} is not allowed in state {self.state!r} (allowed: {allowed})") from None
+            raise InvalidTransition(
+                f"event {event!r} is not allowed in state {self.state!r} (allowed: {allowed})"
+            ) from None
         old, self.state = self.state, new
         return old, new
 
     def force(self, state: str) -> None:
         """Set the state directly (restoring it after a restart)."""
         if state not in self.states:
-            raise InvalidTransition(f"unknown state {state!r}; known: {', '.join(sorted(self.states))}")
+            raise InvalidTransition(
+                f"unknown state {state!r}; known: {', '.join(sorted(self.states))}"
+            )
         self.state = state

@@ -39,7 +39,17 @@ def service_rng(seed: int, name: str, purpose: str) -> random.Random:
     return random.Random(f"{seed}:{name}:{purpose}")
 
 
-def make_app(name: str, broker_url: str, seed: int, observer: Observer, data_dir: Path | None = None) -> App:
-    bus = BusClient(BusSettings.from_url(broker_url, client_id=name), observer=observer, rng=service_rng(seed, name, "bus"))
+def make_app(
+    name: str,
+    broker_url: str,
+    seed: int,
+    observer: Observer,
+    data_dir: Path | None = None,
+) -> App:
+    bus = BusClient(
+        BusSettings.from_url(broker_url, client_id=name),
+        observer=observer,
+        rng=service_rng(seed, name, "bus"),
+    )
     store = Store(data_dir / f"{name}.db") if data_dir is not None else None
     return App(bus, prefix=PREFIX, store=store, observer=observer)

@@ -15,19 +15,35 @@ class FleetConfig(BaseModel):
 
     rooms: int = Field(2, ge=1, le=1000)
     sensors_per_room: int = Field(2, ge=1, le=100)
-    telemetry_interval: float = Field(5.0, gt=0, description="seconds between sensor readings and heater state reports")
+    telemetry_interval: float = Field(
+        5.0,
+        gt=0,
+        description="seconds between sensor readings and heater state reports",
+    )
     qos: Literal[0, 1] = 1
-    payload_bytes: int = Field(0, ge=0, le=200_000, description="padding added to each sensor reading")
+    payload_bytes: int = Field(
+        0, ge=0, le=200_000, description="padding added to each sensor reading"
+    )
     band: tuple[float, float] = (19.0, 23.0)
-    control_interval: float = Field(10.0, gt=0, description="seconds between the controller's decisions")
-    outside: float = Field(10.0, description="outside temperature the rooms drift towards, °C")
-    command_timeout: float = Field(5.0, gt=0, description="seconds the controller waits for a heater's reply")
+    control_interval: float = Field(
+        10.0, gt=0, description="seconds between the controller's decisions"
+    )
+    outside: float = Field(
+        10.0, description="outside temperature the rooms drift towards, °C"
+    )
+    command_timeout: float = Field(
+        5.0, gt=0, description="seconds the controller waits for a heater's reply"
+    )
 
     @model_validator(mode="after")
     def _band_ordered(self) -> FleetConfig:
         low, high = self.band
         if not low < high:
-            raise ValueError(f"band must be (low, high) with low < high, got {self.band}")
+            raise ValueError(
+                f"band must be (low, high) with low < high, got {self.band}"
+            )
         if self.outside >= low:
-            raise ValueError(f"outside ({self.outside}) must be below the band's low ({low}) so the heaters have work to do")
+            raise ValueError(
+                f"outside ({self.outside}) must be below the band's low ({low}) so the heaters have work to do"
+            )
         return self

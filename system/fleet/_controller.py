@@ -22,7 +22,9 @@ class _RoomView:
         return sum(fresh) / len(fresh) if fresh else None
 
 
-def decide(average: float | None, heater: bool | None, band: tuple[float, float]) -> bool | None:
+def decide(
+    average: float | None, heater: bool | None, band: tuple[float, float]
+) -> bool | None:
     """The heater state a room needs, or None to leave it. Hysteresis: switch on in the
     lower quarter of the band, off in the upper quarter, so the heater does not chatter."""
     if average is None:
@@ -36,7 +38,14 @@ def decide(average: float | None, heater: bool | None, band: tuple[float, float]
     return None
 
 
-async def run_controller(rooms: list[str], config: FleetConfig, broker_url: str, seed: int, observer: Observer, data_dir: Path) -> None:
+async def run_controller(
+    rooms: list[str],
+    config: FleetConfig,
+    broker_url: str,
+    seed: int,
+    observer: Observer,
+    data_dir: Path,
+) -> None:
     name = "controller"
     app = make_app(name, broker_url, seed, observer)
     views = {room: _RoomView() for room in rooms}
@@ -46,7 +55,10 @@ async def run_controller(rooms: list[str], config: FleetConfig, broker_url: str,
     def on_reading(data: dict[str, Any]) -> None:
         view = views.get(data.get("room", ""))
         if view is not None:
-            view.readings[data["sensor"]] = (float(data["celsius"]), asyncio.get_running_loop().time())
+            view.readings[data["sensor"]] = (
+                float(data["celsius"]),
+                asyncio.get_running_loop().time(),
+            )
 
     @app.on("+/heater/telemetry/state")
     def on_heater(data: dict[str, Any]) -> None:
@@ -56,7 +68,12 @@ async def run_controller(rooms: list[str], config: FleetConfig, broker_url: str,
 
     async def command(room: str, on: bool) -> None:
         try:
-            reply = await app.send_command(f"{PREFIX}/{room}/heater", "set", {"on": on}, timeout=config.command_timeout)
+            reply = await app.send_command(
+                f"{PREFIX}/{room}/heater",
+                "set",
+                {"on": on},
+                timeout=config.command_timeout,
+            )
         except (RequestTimeout, RequestFailed):
             views[room].heater = None  # unknown: try again next round
             return
@@ -66,12 +83,27 @@ async def run_controller(rooms: list[str], config: FleetConfig, broker_url: str,
     async def control() -> None:
         now = asyncio.get_running_loop().time()
         max_age = 3 * config.telemetry_interval
-        wanted = {room: decide(view.average(now, max_age), view.heater, config.band) for room, view in views.items()}
-        await asyncio.gather(*(command(room, on) for room, on in wanted.items() if on is not None and views[room].heater != on))
+        wanted = {
+            room: decide(view.average(now, max_age), view.heater, config.band)
+            for room, view in views.items()
+        }
+        await asyncio.gather(
+            *(
+                command(room, on)
+                for room, on in wanted.items()
+                if on is not None and views[room].heater != on
+            )
+        )
 
     @device.telemetry("rooms", interval=config.control_interval)
     def summary() -> dict[str, Any]:
         now = asyncio.get_running_loop().time()
-        return {room: {"average": v.average(now, 3 * config.telemetry_interval), "heater": v.heater} for room, v in views.items()}
+        return {
+            room: {
+                "average": v.average(now, 3 * config.telemetry_interval),
+                "heater": v.heater,
+            }
+            for room, v in views.items()
+        }
 
     await app.run()

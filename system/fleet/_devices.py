@@ -14,7 +14,14 @@ from system.observer import Observer
 
 
 async def run_sensor(
-    name: str, index: int, room: Room, config: FleetConfig, broker_url: str, seed: int, observer: Observer, data_dir: Path
+    name: str,
+    index: int,
+    room: Room,
+    config: FleetConfig,
+    broker_url: str,
+    seed: int,
+    observer: Observer,
+    data_dir: Path,
 ) -> None:
     """A thermometer in ``room``: a reading with seeded noise every ``telemetry_interval``."""
     noise = service_rng(seed, name, "noise")
@@ -24,18 +31,40 @@ async def run_sensor(
 
     @device.telemetry("temperature", interval=config.telemetry_interval, qos=config.qos)
     def temperature() -> Reading:
-        return Reading(room=room.name, sensor=name, celsius=round(room.temperature() + noise.gauss(0, 0.1), 3), pad=pad)
+        return Reading(
+            room=room.name,
+            sensor=name,
+            celsius=round(room.temperature() + noise.gauss(0, 0.1), 3),
+            pad=pad,
+        )
 
     await app.run()
 
 
-async def run_heater(name: str, room: Room, config: FleetConfig, broker_url: str, seed: int, observer: Observer, data_dir: Path) -> None:
+async def run_heater(
+    name: str,
+    room: Room,
+    config: FleetConfig,
+    broker_url: str,
+    seed: int,
+    observer: Observer,
+    data_dir: Path,
+) -> None:
     """The heater of ``room``: ``set`` {on} commands, its state as telemetry (persisted, so
     a restarted heater comes back in the state it was commanded to), and the room's true
     temperature reported to the observer."""
     app = make_app(name, broker_url, seed, observer, data_dir)
     device = app.include(Router(prefix=room.name)).device("heater")
-    power = device.state_machine("power", "off", {("off", "on"): "on", ("on", "off"): "off", ("on", "on"): "on", ("off", "off"): "off"})
+    power = device.state_machine(
+        "power",
+        "off",
+        {
+            ("off", "on"): "on",
+            ("on", "off"): "off",
+            ("on", "on"): "on",
+            ("off", "off"): "off",
+        },
+    )
     low, high = config.band
 
     @device.command("set")
@@ -51,7 +80,17 @@ async def run_heater(name: str, room: Room, config: FleetConfig, broker_url: str
     @device.every(config.telemetry_interval, immediate=True)
     def report_temperature() -> None:
         at = asyncio.get_running_loop().time()
-        observer(RoomTemperature(client=name, at=at, room=room.name, temperature=round(room.temperature(), 4), low=low, high=high, heater=room.heater))
+        observer(
+            RoomTemperature(
+                client=name,
+                at=at,
+                room=room.name,
+                temperature=round(room.temperature(), 4),
+                low=low,
+                high=high,
+                heater=room.heater,
+            )
+        )
 
     async with app:
         room.set_heater(power.state == "on")  # the relay follows the restored state

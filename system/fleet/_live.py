@@ -52,12 +52,19 @@ class FleetSummary:
     def table(self, address: str) -> Any:
         from rich.table import Table
 
-        table = Table(title=f"squall fleet on {address}  (Ctrl-C stops it)", expand=False)
+        table = Table(
+            title=f"squall fleet on {address}  (Ctrl-C stops it)", expand=False
+        )
         for col in ("room", "temperature °C", "band", "heater"):
             table.add_column(col)
         for room, ev in sorted(self.rooms.items()):
             in_band = ev.low <= ev.temperature <= ev.high
-            table.add_row(room, f"[{'green' if in_band else 'red'}]{ev.temperature:.2f}", f"{ev.low:g}-{ev.high:g}", "on" if ev.heater else "off")
+            table.add_row(
+                room,
+                f"[{'green' if in_band else 'red'}]{ev.temperature:.2f}",
+                f"{ev.low:g}-{ev.high:g}",
+                "on" if ev.heater else "off",
+            )
         running = sum(1 for s in self.services.values() if s == "running")
         table.caption = (
             f"services {running}/{len(self.services)} running, {sum(self.restarts.values())} restarts | "
@@ -67,7 +74,13 @@ class FleetSummary:
         return table
 
 
-def run_up(port: int, config: FleetConfig, seed: int = 1, data_dir: Path | None = None, out: TextIO | None = None) -> int:
+def run_up(
+    port: int,
+    config: FleetConfig,
+    seed: int = 1,
+    data_dir: Path | None = None,
+    out: TextIO | None = None,
+) -> int:
     """Run broker and fleet on 127.0.0.1:``port`` until SIGINT/SIGTERM; 0 on a clean stop."""
     from rich.console import Console
     from rich.live import Live
@@ -88,15 +101,24 @@ def run_up(port: int, config: FleetConfig, seed: int = 1, data_dir: Path | None 
         broker = EmbeddedBroker(host="127.0.0.1", port=port)
         try:
             await broker.start()
-        except Exception as exc:  # amqtt wraps bind errors in its own
-            raise UpError(f"cannot listen on 127.0.0.1:{port} ({exc}); pick another with --port") from None
+        except Exception as exc:  # noqa: BLE001 - amqtt wraps bind errors in its own
+            raise UpError(
+                f"cannot listen on 127.0.0.1:{port} ({exc}); pick another with --port"
+            ) from None
         address = f"mqtt://127.0.0.1:{broker.port}"
-        console.print(f"squall system up: broker on {address}, fleet data in {root}; Ctrl-C stops it", highlight=False)
+        console.print(
+            f"squall system up: broker on {address}, fleet data in {root}; Ctrl-C stops it",
+            highlight=False,
+        )
         specs = fleet_services(config, address, rng_seed=seed)
-        supervisor = Supervisor(specs, data_root=root, observer=summary, rng=random.Random(seed))
+        supervisor = Supervisor(
+            specs, data_root=root, observer=summary, rng=random.Random(seed)
+        )
         try:
             await supervisor.start()
-            with Live(summary.table(address), console=console, refresh_per_second=2) as live:
+            with Live(
+                summary.table(address), console=console, refresh_per_second=2
+            ) as live:
                 while not stop.is_set():
                     with contextlib.suppress(asyncio.TimeoutError):
                         await asyncio.wait_for(stop.wait(), 0.5)
@@ -105,7 +127,10 @@ def run_up(port: int, config: FleetConfig, seed: int = 1, data_dir: Path | None 
             await supervisor.stop()
             await broker.stop()
         console.line()
-        console.print(f"stopped: {summary.commands['ok']} commands ok, {summary.published['telemetry']} telemetry messages", highlight=False)
+        console.print(
+            f"stopped: {summary.commands['ok']} commands ok, {summary.published['telemetry']} telemetry messages",
+            highlight=False,
+        )
 
     if data_dir is not None:
         asyncio.run(main(data_dir))

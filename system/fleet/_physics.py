@@ -14,7 +14,15 @@ import math
 class Room:
     """One room's true temperature, shared by its sensors (who read it) and its heater (who warms it)."""
 
-    def __init__(self, name: str, *, initial: float, outside: float, heated: float = 30.0, tau: float = 1800.0) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        initial: float,
+        outside: float,
+        heated: float = 30.0,
+        tau: float = 1800.0,
+    ) -> None:
         self.name = name
         self.outside = outside
         self.heated = heated
@@ -35,5 +43,7 @@ class Room:
         now = asyncio.get_running_loop().time()
         if self._at is not None and now > self._at:
             target = self.heated if self.heater else self.outside
-            self._temperature = target + (self._temperature - target) * math.exp(-(now - self._at) / self.tau)
+            self._temperature = target + (self._temperature - target) * math.exp(
+                -(now - self._at) / self.tau
+            )
         self._at = now if self._at is None else max(self._at, now)

@@ -36,10 +36,22 @@ class TelemetryLog:
 
     def add(self, msg: Message) -> None:
         env = msg.envelope
-        if env.id in self._pending or self._db.execute("SELECT 1 FROM telemetry WHERE id=?", (env.id,)).fetchone():
+        if (
+            env.id in self._pending
+            or self._db.execute(
+                "SELECT 1 FROM telemetry WHERE id=?", (env.id,)
+            ).fetchone()
+        ):
             self.duplicates += 1
             return
-        self._pending[env.id] = (env.id, msg.topic, env.source, env.seq, env.ts, json.dumps(env.data, separators=(",", ":")))
+        self._pending[env.id] = (
+            env.id,
+            msg.topic,
+            env.source,
+            env.seq,
+            env.ts,
+            json.dumps(env.data, separators=(",", ":")),
+        )
 
     def flush(self) -> int:
         if not self._pending:
@@ -47,7 +59,9 @@ class TelemetryLog:
         rows = list(self._pending.values())
         with self._db:
             self._db.execute("BEGIN")
-            self._db.executemany("INSERT OR IGNORE INTO telemetry VALUES (?, ?, ?, ?, ?, ?)", rows)
+            self._db.executemany(
+                "INSERT OR IGNORE INTO telemetry VALUES (?, ?, ?, ?, ?, ?)", rows
+            )
         self._pending.clear()
         self.rows += len(rows)
         return len(rows)
@@ -64,7 +78,13 @@ class TelemetryLog:
         self._db.close()
 
 
-async def run_recorder(flush_interval: float, broker_url: str, seed: int, observer: Observer, data_dir: Path) -> None:
+async def run_recorder(
+    flush_interval: float,
+    broker_url: str,
+    seed: int,
+    observer: Observer,
+    data_dir: Path,
+) -> None:
     name = "recorder"
     app = make_app(name, broker_url, seed, observer)
     log = TelemetryLog(data_dir / "telemetry.db")

@@ -23,12 +23,24 @@ def fleet_rooms(config: FleetConfig, rng_seed: int) -> dict[str, Room]:
     """The rooms' physics, each starting at a seeded temperature around the band."""
     low, high = config.band
     return {
-        name: Room(name, initial=round(service_rng(rng_seed, name, "room").uniform(low - 2, high), 2), outside=config.outside)
+        name: Room(
+            name,
+            initial=round(
+                service_rng(rng_seed, name, "room").uniform(low - 2, high), 2
+            ),
+            outside=config.outside,
+        )
         for name in room_names(config)
     }
 
 
-def fleet_services(config: FleetConfig, broker_url: str, rng_seed: int, *, rooms: dict[str, Room] | None = None) -> list[ServiceSpec]:
+def fleet_services(
+    config: FleetConfig,
+    broker_url: str,
+    rng_seed: int,
+    *,
+    rooms: dict[str, Room] | None = None,
+) -> list[ServiceSpec]:
     """Sensors ``sensor-r<i>-<j>``, heaters ``heater-r<i>``, the ``controller`` (depends on
     the heaters) and the ``recorder``. Each name is also the service's MQTT client id.
     Rooms' physics (``rooms``, default ``fleet_rooms(config, rng_seed)``) is shared by a
@@ -36,7 +48,9 @@ def fleet_services(config: FleetConfig, broker_url: str, rng_seed: int, *, rooms
     rooms = rooms if rooms is not None else fleet_rooms(config, rng_seed)
     specs: list[ServiceSpec] = []
 
-    def spec(name: str, kind: str, depends_on: tuple[str, ...], fn: functools.partial[object]) -> None:
+    def spec(
+        name: str, kind: str, depends_on: tuple[str, ...], fn: functools.partial[object]
+    ) -> None:
         async def run(observer: Observer, data_dir: Path) -> None:
             await fn(observer, data_dir)
 
@@ -46,11 +60,35 @@ def fleet_services(config: FleetConfig, broker_url: str, rng_seed: int, *, rooms
     for room in rooms.values():
         for j in range(1, config.sensors_per_room + 1):
             name = f"sensor-{room.name}-{j}"
-            spec(name, "sensor", (), functools.partial(run_sensor, name, j, room, config, broker_url, rng_seed))
+            spec(
+                name,
+                "sensor",
+                (),
+                functools.partial(
+                    run_sensor, name, j, room, config, broker_url, rng_seed
+                ),
+            )
     heaters = tuple(f"heater-{room}" for room in rooms)
     for room in rooms.values():
         name = f"heater-{room.name}"
-        spec(name, "heater", (), functools.partial(run_heater, name, room, config, broker_url, rng_seed))
-    spec("controller", "controller", heaters, functools.partial(run_controller, list(rooms), config, broker_url, rng_seed))
-    spec("recorder", "recorder", (), functools.partial(run_recorder, max(1.0, config.telemetry_interval), broker_url, rng_seed))
+        spec(
+            name,
+            "heater",
+            (),
+            functools.partial(run_heater, name, room, config, broker_url, rng_seed),
+        )
+    spec(
+        "controller",
+        "controller",
+        heaters,
+        functools.partial(run_controller, list(rooms), config, broker_url, rng_seed),
+    )
+    spec(
+        "recorder",
+        "recorder",
+        (),
+        functools.partial(
+            run_recorder, max(1.0, config.telemetry_interval), broker_url, rng_seed
+        ),
+    )
     return specs

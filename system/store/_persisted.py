@@ -72,7 +72,9 @@ class Persisted(Generic[T]):
             raw = self.store.get(self.namespace, self.key, _MISSING)
             if raw is not _MISSING:
                 try:
-                    self._value = self._adapter.validate_python(raw) if self._adapter else raw
+                    self._value = (
+                        self._adapter.validate_python(raw) if self._adapter else raw
+                    )
                 except ValueError:
                     self._value = self.default
         self.dirty = False

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (
@@ -30,7 +30,9 @@ class Store:
         self._db.execute(_SCHEMA)
 
     def get(self, namespace: str, key: str, default: Any = None) -> Any:
-        row = self._db.execute("SELECT value FROM kv WHERE namespace=? AND key=?", (namespace, key)).fetchone()
+        row = self._db.execute(
+            "SELECT value FROM kv WHERE namespace=? AND key=?", (namespace, key)
+        ).fetchone()
         return default if row is None else json.loads(row[0])
 
     def put(self, namespace: str, key: str, value: Any) -> None:
@@ -44,7 +46,10 @@ class Store:
 
     def put_many(self, items: list[tuple[str, str, Any]]) -> None:
         """Write several values in one transaction (all or none)."""
-        rows = [(ns, k, json.dumps(v, separators=(",", ":"), allow_nan=False)) for ns, k, v in items]
+        rows = [
+            (ns, k, json.dumps(v, separators=(",", ":"), allow_nan=False))
+            for ns, k, v in items
+        ]
         with self._db:
             self._db.execute("BEGIN")
             self._db.executemany(
@@ -57,13 +62,15 @@ class Store:
         self._db.execute("DELETE FROM kv WHERE namespace=? AND key=?", (namespace, key))
 
     def items(self, namespace: str) -> dict[str, Any]:
-        rows = self._db.execute("SELECT key, value FROM kv WHERE namespace=? ORDER BY key", (namespace,))
+        rows = self._db.execute(
+            "SELECT key, value FROM kv WHERE namespace=? ORDER BY key", (namespace,)
+        )
         return {k: json.loads(v) for k, v in rows}
 
     def close(self) -> None:
         self._db.close()
 
-    def __enter__(self) -> Store:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from _support import BROKER_URL, Recorder, world_with_broker
+
 from sim import World
 from system.fleet import FleetConfig, fleet_services
 
-from _support import BROKER_URL, Recorder, world_with_broker
 
-
-def fleet_world(config: FleetConfig, seed: int = 1) -> tuple[World, Recorder, dict[str, Any]]:
+def fleet_world(
+    config: FleetConfig, seed: int = 1
+) -> tuple[World, Recorder, dict[str, Any]]:
     world = world_with_broker(seed)
     events = Recorder()
     specs = {s.name: s for s in fleet_services(config, BROKER_URL, rng_seed=seed)}

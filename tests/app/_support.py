@@ -28,7 +28,14 @@ def world_with_broker(seed: int = 1) -> World:
     return world
 
 
-def bus(client_id: str, observer: Any = None, *, url: str = BROKER_URL, seed: int = 0, **settings: Any) -> BusClient:
+def bus(
+    client_id: str,
+    observer: Any = None,
+    *,
+    url: str = BROKER_URL,
+    seed: int = 0,
+    **settings: Any,
+) -> BusClient:
     settings.setdefault("heartbeat_interval", 0)
     return BusClient(
         BusSettings.from_url(url, client_id=client_id, **settings),
@@ -47,7 +54,11 @@ class Recorder:
         self.events.append(event)
 
     def of(self, name: str, **match: Any) -> list[Event]:
-        return [e for e in self.events if e.name == name and all(getattr(e, k) == v for k, v in match.items())]
+        return [
+            e
+            for e in self.events
+            if e.name == name and all(getattr(e, k) == v for k, v in match.items())
+        ]
 
 
 class Collect:
@@ -79,7 +90,11 @@ def real_errors(result: Any) -> list[str]:
     swallows the crash's cancellation and awaits a dead connection, and when the garbage
     collector finds it asyncio logs "Task was destroyed but it is pending!" (reported to the
     sim's owner: a crashed host's leftover tasks should be dropped quietly)."""
-    return [e for e in result.errors if not e.endswith("Task was destroyed but it is pending!")]
+    return [
+        e
+        for e in result.errors
+        if not e.endswith("Task was destroyed but it is pending!")
+    ]
 
 
 def run_clean(world: World, main: Any, until: float) -> Any:

@@ -6,12 +6,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from _support import Collect, Recorder, bus, run_clean, world_with_broker
 from pydantic import BaseModel
 
 from system import RequestFailed
 from system.app import App, Backoff, retry
-
-from _support import Collect, Recorder, bus, world_with_broker, run_clean
 
 
 def test_a_periodic_task_ticks_once_per_interval():
@@ -74,11 +73,21 @@ def test_a_failing_handler_is_contained_counted_and_published_while_others_carry
     errors = [d for t, d in items if t == "h/bad/errors"]
     health = [d["status"] for t, d in items if t == "h/bad/health"]
     assert len(good) >= 4
-    assert len(errors) >= 5 and errors[0]["error"] == "OSError" and errors[-1]["errors"] == len(errors)
+    assert (
+        len(errors) >= 5
+        and errors[0]["error"] == "OSError"
+        and errors[-1]["errors"] == len(errors)
+    )
     assert health[:3] == ["ok", "degraded", "failing"]
-    assert [e.new for e in events.of("device_health", device="h/bad")] == ["degraded", "failing"]
+    assert [e.new for e in events.of("device_health", device="h/bad")] == [
+        "degraded",
+        "failing",
+    ]
     assert events.of("device_health", device="h/good") == []
-    assert {e.where for e in events.of("device_error")} == {"telemetry:t", "command:ping"}
+    assert {e.where for e in events.of("device_error")} == {
+        "telemetry:t",
+        "command:ping",
+    }
 
 
 def test_device_availability_is_published_at_start_and_stop():
@@ -98,9 +107,18 @@ def test_device_availability_is_published_at_start_and_stop():
         return got.items
 
     items = run_clean(world, main, 60)
-    assert sorted(items[:2]) == [("a/d1/availability", {"status": "online"}), ("a/d2/availability", {"status": "online"})]
-    assert sorted(items[2:]) == [("a/d1/availability", {"status": "offline"}), ("a/d2/availability", {"status": "offline"})]
-    assert [e.status for e in events.of("device_availability", device="a/d1")] == ["online", "offline"]
+    assert sorted(items[:2]) == [
+        ("a/d1/availability", {"status": "online"}),
+        ("a/d2/availability", {"status": "online"}),
+    ]
+    assert sorted(items[2:]) == [
+        ("a/d1/availability", {"status": "offline"}),
+        ("a/d2/availability", {"status": "offline"}),
+    ]
+    assert [e.status for e in events.of("device_availability", device="a/d1")] == [
+        "online",
+        "offline",
+    ]
 
 
 def test_retry_succeeds_on_the_second_attempt_and_publishes_no_error():
@@ -125,7 +143,11 @@ def test_retry_succeeds_on_the_second_attempt_and_publishes_no_error():
 
             @dev.telemetry("power")
             async def power():
-                return await retry(flaky_read, attempts=3, backoff=Backoff(0.5, 5.0, rng=random.Random(3)))
+                return await retry(
+                    flaky_read,
+                    attempts=3,
+                    backoff=Backoff(0.5, 5.0, rng=random.Random(3)),
+                )
 
             async with app:
                 assert await dev.trigger("power")
@@ -147,10 +169,16 @@ def test_retry_gives_up_after_its_attempts_and_the_last_error_is_contained():
         import random
 
         with pytest.raises(OSError, match="gone"):
-            await retry(always_fails, attempts=3, backoff=Backoff(1.0, 2.0, jitter=False, rng=random.Random(1)))
+            await retry(
+                always_fails,
+                attempts=3,
+                backoff=Backoff(1.0, 2.0, jitter=False, rng=random.Random(1)),
+            )
         return asyncio.get_running_loop().time()
 
-    assert run_clean(world_with_broker(), main, 60) == pytest.approx(3.0)  # 1 + 2 seconds of backoff
+    assert run_clean(world_with_broker(), main, 60) == pytest.approx(
+        3.0
+    )  # 1 + 2 seconds of backoff
 
 
 def test_coalescing_group_flushes_several_sources_as_one_message():
@@ -190,7 +218,16 @@ def test_state_machine_moves_are_published_reported_and_invalid_events_refused()
     async def service():
         app = App(bus("svc"), prefix="s", observer=events)
         fan = app.device("fan")
-        mode = fan.state_machine("mode", "off", {("off", "start"): "low", ("low", "boost"): "high", ("high", "stop"): "off", ("low", "stop"): "off"})
+        mode = fan.state_machine(
+            "mode",
+            "off",
+            {
+                ("off", "start"): "low",
+                ("low", "boost"): "high",
+                ("high", "stop"): "off",
+                ("low", "stop"): "off",
+            },
+        )
 
         @fan.command("press")
         async def press(button: str) -> dict:
@@ -205,8 +242,13 @@ def test_state_machine_moves_are_published_reported_and_invalid_events_refused()
         got = Collect()
         async with bus("client") as client:
             await client.subscribe("s/fan/state/mode", got)
-            replies = [(await client.request("s/fan/cmd/press", b)).data for b in ("start", "boost")]
-            with pytest.raises(RequestFailed, match="'start' is not allowed in state 'high'"):
+            replies = [
+                (await client.request("s/fan/cmd/press", b)).data
+                for b in ("start", "boost")
+            ]
+            with pytest.raises(
+                RequestFailed, match="'start' is not allowed in state 'high'"
+            ):
                 await client.request("s/fan/cmd/press", "start")
             replies.append((await client.request("s/fan/cmd/press", "stop")).data)
             await asyncio.sleep(1)
@@ -214,8 +256,17 @@ def test_state_machine_moves_are_published_reported_and_invalid_events_refused()
 
     replies, states = run_clean(world, main, 60)
     assert replies == [{"state": "low"}, {"state": "high"}, {"state": "off"}]
-    assert states == ["off", "low", "high", "off"]  # the retained state first, then each move
-    assert [(e.old, e.new, e.trigger) for e in events.of("device_state")] == [("off", "low", "start"), ("low", "high", "boost"), ("high", "off", "stop")]
+    assert states == [
+        "off",
+        "low",
+        "high",
+        "off",
+    ]  # the retained state first, then each move
+    assert [(e.old, e.new, e.trigger) for e in events.of("device_state")] == [
+        ("off", "low", "start"),
+        ("low", "high", "boost"),
+        ("high", "off", "stop"),
+    ]
 
 
 class Tuning(BaseModel):

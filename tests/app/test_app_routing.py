@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from _support import Collect, Recorder, bus, run_clean, world_with_broker
 from pydantic import BaseModel
 
 from system import RequestFailed
 from system.app import App, Router
-
-from _support import Collect, Recorder, bus, world_with_broker, run_clean
 
 
 class SetPoint(BaseModel):
@@ -52,7 +51,10 @@ def test_composed_prefixes_route_each_message_to_its_own_router_only():
             await asyncio.sleep(2)
         return seen
 
-    assert run_clean(world, main, 60) == {"floor1": ["f1-door", "f1-deep"], "floor2": ["f2-window"]}
+    assert run_clean(world, main, 60) == {
+        "floor1": ["f1-door", "f1-deep"],
+        "floor2": ["f2-window"],
+    }
 
 
 def test_nested_routers_compose_prefixes_and_serve_typed_commands():
@@ -77,13 +79,20 @@ def test_nested_routers_compose_prefixes_and_serve_typed_commands():
     async def main():
         await asyncio.sleep(1)
         async with bus("client") as client:
-            full = await client.request("building/floor1/kitchen/thermostat/cmd/set", {"target": 21.5})
+            full = await client.request(
+                "building/floor1/kitchen/thermostat/cmd/set", {"target": 21.5}
+            )
             with pytest.raises(RequestFailed, match="target"):
-                await client.request("building/floor1/kitchen/thermostat/cmd/set", {"target": "warm"})
+                await client.request(
+                    "building/floor1/kitchen/thermostat/cmd/set", {"target": "warm"}
+                )
             with pytest.raises(RequestFailed, match="has no command 'boost'"):
                 await client.request("building/floor1/kitchen/thermostat/cmd/boost", {})
             # still serving after the bad payloads
-            again = await client.request("building/floor1/kitchen/thermostat/cmd/set", {"target": 19, "mode": "eco"})
+            again = await client.request(
+                "building/floor1/kitchen/thermostat/cmd/set",
+                {"target": 19, "mode": "eco"},
+            )
         return full.data, again.data
 
     full, again = run_clean(world, main, 120)
@@ -133,7 +142,9 @@ def test_triggerable_telemetry_under_a_router_prefix_with_typed_values():
         @probe.telemetry("temperature")  # no interval: only on demand
         def temperature() -> Reading:
             reads["n"] += 1
-            return {"celsius": 20.0 + reads["n"]}  # validated into Reading, defaults filled
+            return {
+                "celsius": 20.0 + reads["n"]
+            }  # validated into Reading, defaults filled
 
         await app.run()
 
@@ -145,7 +156,9 @@ def test_triggerable_telemetry_under_a_router_prefix_with_typed_values():
         async with bus("client") as client:
             await client.subscribe("plant/#", got)
             await asyncio.sleep(10)
-            assert [t for t in got.topics() if "/telemetry/" in t] == []  # nothing periodic
+            assert [
+                t for t in got.topics() if "/telemetry/" in t
+            ] == []  # nothing periodic
             await client.publish("plant/line2/probe/trigger/temperature", None)
             await client.publish("plant/line2/probe/trigger/temperature", None)
             await got.wait_for(1)

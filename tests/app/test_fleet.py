@@ -8,16 +8,17 @@ import json
 import sqlite3
 
 import pytest
+from _fleet import fleet_world
+from _support import real_errors
 from pydantic import ValidationError
 
 from system.fleet import FleetConfig, decide, fleet_services
 
-from _fleet import fleet_world
-from _support import real_errors
-
 
 def test_the_controller_keeps_every_room_in_band_over_a_virtual_hour():
-    config = FleetConfig(rooms=2, sensors_per_room=2, telemetry_interval=5.0, control_interval=10.0)
+    config = FleetConfig(
+        rooms=2, sensors_per_room=2, telemetry_interval=5.0, control_interval=10.0
+    )
     world, events, _ = fleet_world(config, seed=3)
     result = world.run(until=3600)
     assert real_errors(result) == []
@@ -26,7 +27,9 @@ def test_the_controller_keeps_every_room_in_band_over_a_virtual_hour():
     settled = [e for e in temps if e.at >= 900]
     assert len(settled) > 2 * 500
     low, high = config.band
-    assert all(low <= e.temperature <= high for e in settled), min(e.temperature for e in settled)
+    assert all(low <= e.temperature <= high for e in settled), min(
+        e.temperature for e in settled
+    )
     # the loop really cycles: each heater went on and off several times
     switches = [e for e in events.of("device_state") if e.machine == "power"]
     for room in ("r1", "r2"):
@@ -38,7 +41,13 @@ def test_the_controller_keeps_every_room_in_band_over_a_virtual_hour():
 
 
 def test_a_crashed_heater_comes_back_in_its_commanded_state_and_the_loop_recovers():
-    config = FleetConfig(rooms=1, sensors_per_room=1, telemetry_interval=2.0, control_interval=4.0, command_timeout=2.0)
+    config = FleetConfig(
+        rooms=1,
+        sensors_per_room=1,
+        telemetry_interval=2.0,
+        control_interval=4.0,
+        command_timeout=2.0,
+    )
     world, events, _ = fleet_world(config, seed=5)
 
     def crash_when_on():
@@ -55,17 +64,29 @@ def test_a_crashed_heater_comes_back_in_its_commanded_state_and_the_loop_recover
     assert real_errors(result) == []
     crash_at = events.of("device_state", new="on")[0].at
     restored = [e for e in events.of("room_temperature") if e.at > crash_at + 60]
-    assert restored and restored[0].heater is True  # restored from the heater's sqlite store
+    assert (
+        restored and restored[0].heater is True
+    )  # restored from the heater's sqlite store
     timeouts = [e for e in events.of("command_done") if e.outcome == "timeout"]
-    late_ok = [e for e in events.of("command_done") if e.outcome == "ok" and e.at > crash_at + 60]
+    late_ok = [
+        e
+        for e in events.of("command_done")
+        if e.outcome == "ok" and e.at > crash_at + 60
+    ]
     assert late_ok  # the controller commands the heater again after it returned
     assert all(e.latency == pytest.approx(2.0) for e in timeouts)
     low, high = config.band
-    assert all(low - 0.5 <= e.temperature <= high + 0.5 for e in events.of("room_temperature") if e.at > 900)
+    assert all(
+        low - 0.5 <= e.temperature <= high + 0.5
+        for e in events.of("room_temperature")
+        if e.at > 900
+    )
 
 
 def test_the_recorder_stores_each_telemetry_message_once():
-    config = FleetConfig(rooms=1, sensors_per_room=2, telemetry_interval=5.0, payload_bytes=64)
+    config = FleetConfig(
+        rooms=1, sensors_per_room=2, telemetry_interval=5.0, payload_bytes=64
+    )
     world, events, _ = fleet_world(config, seed=2)
 
     def bounce_recorder():
@@ -76,10 +97,17 @@ def test_the_recorder_stores_each_telemetry_message_once():
 
     async def main():
         await asyncio.sleep(300)
-        world.crash("recorder")  # a crash flushes nothing: only rows written by then count
+        world.crash(
+            "recorder"
+        )  # a crash flushes nothing: only rows written by then count
         db = sqlite3.connect(world.host("recorder").disk / "telemetry.db")
         rows = db.execute("SELECT topic, source, seq, data FROM telemetry").fetchall()
-        ids = {r[0] for r in db.execute("SELECT id FROM telemetry WHERE topic LIKE '%/temperature'")}
+        ids = {
+            r[0]
+            for r in db.execute(
+                "SELECT id FROM telemetry WHERE topic LIKE '%/temperature'"
+            )
+        }
         db.close()
         return rows, ids
 
@@ -92,12 +120,22 @@ def test_the_recorder_stores_each_telemetry_message_once():
     assert {"sensor-r1-1", "sensor-r1-2", "heater-r1"} <= set(per_source)
     for seqs in per_source.values():
         assert len(seqs) == len(set(seqs))  # never twice
-    readings = [json.loads(d) for t, _, _, d in rows if t.endswith("/telemetry/temperature")]
+    readings = [
+        json.loads(d) for t, _, _, d in rows if t.endswith("/telemetry/temperature")
+    ]
     assert readings and all(len(r["pad"]) == 64 for r in readings)
-    published = {e.id for e in events.of("publish") if e.kind == "telemetry" and e.client.startswith("sensor")}
+    published = {
+        e.id
+        for e in events.of("publish")
+        if e.kind == "telemetry" and e.client.startswith("sensor")
+    }
     assert stored <= published
     # readings sent while the recorder was up for good (after its restart settled) are all stored
-    later = {e.id for e in events.of("publish") if e.kind == "telemetry" and e.client.startswith("sensor") and 130 < e.at < 280}
+    later = {
+        e.id
+        for e in events.of("publish")
+        if e.kind == "telemetry" and e.client.startswith("sensor") and 130 < e.at < 280
+    }
     assert later <= stored
 
 
@@ -115,15 +153,32 @@ def test_same_seed_same_run():
 
 
 def test_fleet_services_names_kinds_and_dependencies():
-    specs = fleet_services(FleetConfig(rooms=2, sensors_per_room=3), "mqtt://broker:1883", rng_seed=1)
+    specs = fleet_services(
+        FleetConfig(rooms=2, sensors_per_room=3), "mqtt://broker:1883", rng_seed=1
+    )
     names = [s.name for s in specs]
     assert names == [
-        "sensor-r1-1", "sensor-r1-2", "sensor-r1-3", "sensor-r2-1", "sensor-r2-2", "sensor-r2-3",
-        "heater-r1", "heater-r2", "controller", "recorder",
+        "sensor-r1-1",
+        "sensor-r1-2",
+        "sensor-r1-3",
+        "sensor-r2-1",
+        "sensor-r2-2",
+        "sensor-r2-3",
+        "heater-r1",
+        "heater-r2",
+        "controller",
+        "recorder",
     ]
     kinds = {s.name: s.kind for s in specs}
-    assert kinds["sensor-r2-3"] == "sensor" and kinds["heater-r1"] == "heater" and kinds["controller"] == "controller"
-    assert next(s for s in specs if s.name == "controller").depends_on == ("heater-r1", "heater-r2")
+    assert (
+        kinds["sensor-r2-3"] == "sensor"
+        and kinds["heater-r1"] == "heater"
+        and kinds["controller"] == "controller"
+    )
+    assert next(s for s in specs if s.name == "controller").depends_on == (
+        "heater-r1",
+        "heater-r2",
+    )
 
 
 def test_fleet_config_rejects_unknown_fields_and_a_bad_band():
@@ -137,7 +192,13 @@ def test_fleet_config_rejects_unknown_fields_and_a_bad_band():
 
 @pytest.mark.parametrize(
     ("average", "heater", "expected"),
-    [(None, False, None), (19.5, False, True), (22.5, True, False), (21.0, True, None), (21.0, False, None)],
+    [
+        (None, False, None),
+        (19.5, False, True),
+        (22.5, True, False),
+        (21.0, True, None),
+        (21.0, False, None),
+    ],
 )
 def test_decide_switches_with_hysteresis(average, heater, expected):
     assert decide(average, heater, (19.0, 23.0)) is expected

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from _support import Collect, Recorder, bus
 from amqtt.client import MQTTClient
 from pydantic import BaseModel
 
@@ -20,8 +21,6 @@ from system.app import App, Router
 from system.broker import EmbeddedBroker
 from system.fleet import FleetConfig, Room, fleet_services
 from system.supervisor import Supervisor
-
-from _support import Collect, Recorder, bus
 
 WAIT = 30.0  # generous: a loaded 2-core machine
 
@@ -60,9 +59,15 @@ def test_app_routes_typed_commands_and_triggered_telemetry_on_loopback():
             async with app, bus("lb-client", url=url) as client:
                 await app.bus.wait_connected(WAIT)
                 await client.subscribe("house/lights/lamp/telemetry/#", got)
-                reply = await client.request("house/lights/lamp/cmd/dim", {"level": 7}, timeout=WAIT)
-                with pytest.raises(RequestFailed, match="invalid payload for dim: level"):
-                    await client.request("house/lights/lamp/cmd/dim", {"level": "max"}, timeout=WAIT)
+                reply = await client.request(
+                    "house/lights/lamp/cmd/dim", {"level": 7}, timeout=WAIT
+                )
+                with pytest.raises(
+                    RequestFailed, match="invalid payload for dim: level"
+                ):
+                    await client.request(
+                        "house/lights/lamp/cmd/dim", {"level": "max"}, timeout=WAIT
+                    )
                 await client.publish("house/lights/lamp/trigger/level", None)
                 await got.wait_for(1, WAIT)
             return reply.data, got.items, calls
@@ -82,14 +87,22 @@ def test_supervised_fleet_closes_the_loop_on_loopback(tmp_path):
         broker = EmbeddedBroker(host="127.0.0.1", port=0)
         await broker.start()
         url = f"mqtt://127.0.0.1:{broker.port}"
-        config = FleetConfig(rooms=1, sensors_per_room=1, telemetry_interval=0.2, control_interval=0.3)
+        config = FleetConfig(
+            rooms=1, sensors_per_room=1, telemetry_interval=0.2, control_interval=0.3
+        )
         cold = {"r1": Room("r1", initial=15.0, outside=config.outside)}
-        sup = Supervisor(fleet_services(config, url, rng_seed=1, rooms=cold), data_root=tmp_path, observer=events)
+        sup = Supervisor(
+            fleet_services(config, url, rng_seed=1, rooms=cold),
+            data_root=tmp_path,
+            observer=events,
+        )
         try:
             await sup.start()
             loop = asyncio.get_running_loop()
             deadline = loop.time() + WAIT
-            while not events.of("command_done", outcome="ok") and loop.time() < deadline:
+            while (
+                not events.of("command_done", outcome="ok") and loop.time() < deadline
+            ):
                 await asyncio.sleep(0.1)
             states = dict(sup.states)
         finally:
@@ -101,7 +114,9 @@ def test_supervised_fleet_closes_the_loop_on_loopback(tmp_path):
     assert set(states.values()) == {"running"}
     done = events.of("command_done", outcome="ok")
     assert done and done[0].topic == "fleet/r1/heater/cmd/set"
-    assert [e.new for e in events.of("device_state", device="fleet/r1/heater")][:1] == ["on"]
+    assert [e.new for e in events.of("device_state", device="fleet/r1/heater")][:1] == [
+        "on"
+    ]
     assert (tmp_path / "recorder" / "telemetry.db").exists()
     assert all(e.new == "stopped" for e in events.of("service") if e.old == "stopping")
 
@@ -119,7 +134,18 @@ def _squall(*args: str) -> list[str]:
 def test_system_up_serves_the_fleet_until_ctrl_c(tmp_path):
     port = _free_port()
     proc = subprocess.Popen(
-        _squall("system", "up", "--port", str(port), "--rooms", "1", "--sensors-per-room", "2", "--data", str(tmp_path)),
+        _squall(
+            "system",
+            "up",
+            "--port",
+            str(port),
+            "--rooms",
+            "1",
+            "--sensors-per-room",
+            "2",
+            "--data",
+            str(tmp_path),
+        ),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={**os.environ, "COLUMNS": "120"},
@@ -147,7 +173,10 @@ def test_system_up_serves_the_fleet_until_ctrl_c(tmp_path):
     finally:
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=WAIT)
-    assert topic in ("fleet/r1/sensor-1/telemetry/temperature", "fleet/r1/sensor-2/telemetry/temperature")
+    assert topic in (
+        "fleet/r1/sensor-1/telemetry/temperature",
+        "fleet/r1/sensor-2/telemetry/temperature",
+    )
     assert proc.returncode == 0, err.decode()
     text = out.decode()
     assert f"broker on mqtt://127.0.0.1:{port}" in text and "stopped:" in text
@@ -159,8 +188,16 @@ def test_system_up_on_a_taken_port_is_one_line_and_exit_2():
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        proc = subprocess.run(_squall("system", "up", "--port", str(port)), capture_output=True, timeout=WAIT)
+        proc = subprocess.run(
+            _squall("system", "up", "--port", str(port)),
+            capture_output=True,
+            timeout=WAIT,
+            check=False,
+        )
     assert proc.returncode == 2
     err = proc.stderr.decode().strip()
-    assert err.startswith(f"squall: error: cannot listen on 127.0.0.1:{port}") and "--port" in err
+    assert (
+        err.startswith(f"squall: error: cannot listen on 127.0.0.1:{port}")
+        and "--port" in err
+    )
     assert len(err.splitlines()) == 1

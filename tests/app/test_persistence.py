@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from _support import bus, run_clean, world_with_broker
 
 from system.app import App
 from system.store import OnChange, OnInterval, Store
-
-from _support import bus, run_clean, world_with_broker
 
 
 def _counter_service(world, policy):
@@ -36,7 +35,9 @@ def _counter_service(world, policy):
 
 
 async def _bump(client, n):
-    return [(await client.request("p/counter/cmd/bump")).data["count"] for _ in range(n)]
+    return [
+        (await client.request("p/counter/cmd/bump")).data["count"] for _ in range(n)
+    ]
 
 
 def test_persist_on_change_keeps_every_change_across_a_crash():
@@ -65,7 +66,9 @@ def test_persist_on_interval_loses_only_the_changes_since_the_last_write():
     restored = _counter_service(world, OnInterval(10.0))
 
     async def main():
-        await asyncio.sleep(1)  # the service's interval writes fall at about 10, 20, 30 s
+        await asyncio.sleep(
+            1
+        )  # the service's interval writes fall at about 10, 20, 30 s
         async with bus("client") as client:
             await _bump(client, 2)
             await asyncio.sleep(12)  # written at ~10 s

@@ -8,13 +8,12 @@ import asyncio
 import random
 
 import pytest
-from hypothesis import given, settings
+from _support import Recorder, bus, run_clean, world_with_broker
+from hypothesis import given
 from hypothesis import strategies as st
 
 from system.app import App
 from system.supervisor import DependencyError, ServiceSpec, Supervisor, start_order
-
-from _support import Recorder, bus, run_clean, world_with_broker
 
 
 def _spec(name, *deps, run=None):
@@ -28,7 +27,10 @@ def _spec(name, *deps, run=None):
 def dags(draw):
     n = draw(st.integers(1, 12))
     names = [f"s{i}" for i in range(n)]
-    deps = {name: draw(st.sets(st.sampled_from(names[:i]), max_size=i)) if i else set() for i, name in enumerate(names)}
+    deps = {
+        name: draw(st.sets(st.sampled_from(names[:i]), max_size=i)) if i else set()
+        for i, name in enumerate(names)
+    }
     order = draw(st.permutations(names))  # declared in any order
     return [_spec(name, *sorted(deps[name])) for name in order]
 
@@ -52,7 +54,9 @@ def test_start_order_rejects_any_cycle(specs, data):
         if downstream & set(spec.depends_on):
             downstream.add(spec.name)
     b = data.draw(st.sampled_from(sorted(downstream)))
-    cyclic = [_spec(s.name, *s.depends_on, *( (b,) if s.name == a else ())) for s in specs]
+    cyclic = [
+        _spec(s.name, *s.depends_on, *((b,) if s.name == a else ())) for s in specs
+    ]
     with pytest.raises(DependencyError, match="cycle"):
         start_order(cyclic)
 
@@ -63,10 +67,19 @@ def test_missing_or_cyclic_dependencies_fail_before_anything_starts(tmp_path):
     async def run(observer, data_dir):
         started.append(data_dir.name)
 
-    with pytest.raises(DependencyError, match="'ctl' depends on 'heater', which is not among the services"):
-        Supervisor([_spec("ctl", "heater", run=run), _spec("sensor", run=run)], data_root=tmp_path)
+    with pytest.raises(
+        DependencyError,
+        match="'ctl' depends on 'heater', which is not among the services",
+    ):
+        Supervisor(
+            [_spec("ctl", "heater", run=run), _spec("sensor", run=run)],
+            data_root=tmp_path,
+        )
     with pytest.raises(DependencyError, match="cycle: a -> b -> a|cycle: b -> a -> b"):
-        Supervisor([_spec("a", "b", run=run), _spec("b", "a", run=run), _spec("c", run=run)], data_root=tmp_path)
+        Supervisor(
+            [_spec("a", "b", run=run), _spec("b", "a", run=run), _spec("c", run=run)],
+            data_root=tmp_path,
+        )
     with pytest.raises(DependencyError, match="two services are named 'a'"):
         Supervisor([_spec("a", run=run), _spec("a", run=run)], data_root=tmp_path)
     assert started == []
@@ -102,12 +115,27 @@ def test_supervisor_starts_in_dependency_order_restarts_a_crash_with_backoff_and
 
     async def main():
         specs = [
-            ServiceSpec("controller", "controller", ("heater", "sensor"), _app_service("controller", log)),
-            ServiceSpec("sensor", "sensor", (), _app_service("sensor", log, crash_first_after=5.0)),
+            ServiceSpec(
+                "controller",
+                "controller",
+                ("heater", "sensor"),
+                _app_service("controller", log),
+            ),
+            ServiceSpec(
+                "sensor",
+                "sensor",
+                (),
+                _app_service("sensor", log, crash_first_after=5.0),
+            ),
             ServiceSpec("heater", "heater", ("sensor",), _app_service("heater", log)),
         ]
         sup = Supervisor(
-            specs, data_root=world.host("main").disk, observer=events, rng=random.Random(7), restart_initial=2.0, restart_max=8.0
+            specs,
+            data_root=world.host("main").disk,
+            observer=events,
+            rng=random.Random(7),
+            restart_initial=2.0,
+            restart_max=8.0,
         )
         assert sup.order == ["sensor", "heater", "controller"]
         await sup.start()
@@ -124,9 +152,21 @@ def test_supervisor_starts_in_dependency_order_restarts_a_crash_with_backoff_and
     assert states == {"sensor": "running", "heater": "running", "controller": "running"}
     assert restarts == {"sensor": 1, "heater": 0, "controller": 0}
     sensor = [(e.new, e.error, e.delay) for e in events.of("service", service="sensor")]
-    assert [s for s, _, _ in sensor] == ["starting", "running", "crashed", "backoff", "starting", "running", "stopping", "stopped"]
+    assert [s for s, _, _ in sensor] == [
+        "starting",
+        "running",
+        "crashed",
+        "backoff",
+        "starting",
+        "running",
+        "stopping",
+        "stopped",
+    ]
     crashed = events.of("service", service="sensor", new="crashed")[0]
-    assert crashed.error == "RuntimeError: sensor lost its device" and 0 <= crashed.delay <= 2.0
+    assert (
+        crashed.error == "RuntimeError: sensor lost its device"
+        and 0 <= crashed.delay <= 2.0
+    )
     restarted = events.of("service", service="sensor", new="starting")[1]
     assert restarted.at - crashed.at == pytest.approx(crashed.delay)
     stops = [e.service for e in events.of("service", new="stopping")]
@@ -150,7 +190,10 @@ def test_backoff_grows_with_consecutive_crashes_and_stop_abandons_a_service_that
 
     async def main():
         sup = Supervisor(
-            [ServiceSpec("flaky", "t", (), always_crashes), ServiceSpec("stubborn", "t", (), stubborn)],
+            [
+                ServiceSpec("flaky", "t", (), always_crashes),
+                ServiceSpec("stubborn", "t", (), stubborn),
+            ],
             data_root=world.host("main").disk,
             observer=events,
             rng=random.Random(1),
@@ -168,7 +211,7 @@ def test_backoff_grows_with_consecutive_crashes_and_stop_abandons_a_service_that
     assert took.completed and took.value == pytest.approx(3.0)
     delays = [e.delay for e in events.of("service", service="flaky", new="crashed")]
     assert len(delays) >= 10
-    ceilings = [min(4.0, 1.0 * 2 ** i) for i in range(len(delays))]
+    ceilings = [min(4.0, 1.0 * 2**i) for i in range(len(delays))]
     assert all(0 <= d <= c for d, c in zip(delays, ceilings))
     assert max(delays[3:]) > 1.0  # the ceiling did grow past the first one
     stopped = events.of("service", service="stubborn", new="stopped")[0]
