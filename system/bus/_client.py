@@ -449,9 +449,14 @@ class BusClient:
                 self._set_state("reconnecting")
 
     async def _watch(self, link: Link) -> None:
-        """Ping every ``keep_alive`` seconds; a broker that stays silent for another
-        ``keep_alive`` is taken for gone (half-open TCP, partition) and the link is dropped."""
-        interval = float(self.settings.keep_alive)
+        """Ping every third of the keep-alive; a broker that does not answer within another
+        third is taken for gone (half-open TCP, crash, partition) and the link is dropped.
+
+        amqtt pings by itself only after ``keep_alive - 1`` idle seconds, never gives up
+        waiting, and leaves its ping task unreferenced; pinging more often than that keeps
+        its own pinger from ever starting.
+        """
+        interval = max(0.5, (self.settings.keep_alive - 1) / 3)
         while True:
             await asyncio.sleep(interval)
             if not await link.ping(interval):
