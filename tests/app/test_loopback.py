@@ -4,11 +4,14 @@ embedded broker (port 0), and ``squall system up`` as a subprocess watched over 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -201,3 +204,98 @@ def test_system_up_on_a_taken_port_is_one_line_and_exit_2():
         and "--port" in err
     )
     assert len(err.splitlines()) == 1
+
+
+_COMMAND = '{"id":"%s","seq":%d,"ts":0,"source":"cli-user","kind":"request","correlation_id":"%s","data":{"on":true}}'
+
+
+@pytest.mark.skipif(
+    shutil.which("mosquitto_pub") is None,
+    reason="mosquitto clients not found: apt-get install mosquitto-clients",
+)
+def test_any_mqtt_client_can_watch_and_command_the_fleet(tmp_path):
+    port = _free_port()
+    proc = subprocess.Popen(
+        _squall(
+            "system",
+            "up",
+            "--port",
+            str(port),
+            "--rooms",
+            "1",
+            "--sensors-per-room",
+            "1",
+            "--data",
+            str(tmp_path),
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    mqtt = ["-h", "127.0.0.1", "-p", str(port)]
+    try:
+        deadline = time.monotonic() + WAIT
+        while True:  # mosquitto_sub exits at once while the broker is not listening yet
+            reading = subprocess.run(
+                [
+                    "mosquitto_sub",
+                    *mqtt,
+                    "-t",
+                    "fleet/+/+/telemetry/temperature",
+                    "-C",
+                    "1",
+                    "-W",
+                    str(int(WAIT)),
+                ],
+                capture_output=True,
+                check=False,
+                timeout=WAIT + 5,
+            )
+            if (
+                reading.returncode == 0
+                or time.monotonic() > deadline
+                or proc.poll() is not None
+            ):
+                break
+            time.sleep(0.2)
+        replies = subprocess.Popen(
+            [
+                "mosquitto_sub",
+                *mqtt,
+                "-t",
+                "squall/reply/cli-user",
+                "-C",
+                "1",
+                "-W",
+                str(int(WAIT)),
+            ],
+            stdout=subprocess.PIPE,
+        )
+        for n in range(
+            int(WAIT * 2)
+        ):  # until the subscriber above is in place and a reply comes back
+            subprocess.run(
+                [
+                    "mosquitto_pub",
+                    *mqtt,
+                    "-t",
+                    "fleet/r1/heater/cmd/set",
+                    "-q",
+                    "1",
+                    "-m",
+                    _COMMAND % (f"c{n}", n, f"k{n}"),
+                ],
+                check=True,
+                timeout=WAIT,
+            )
+            try:
+                reply, _ = replies.communicate(timeout=0.5)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=WAIT)
+    assert json.loads(reading.stdout)["data"]["room"] == "r1"
+    answer = json.loads(reply)
+    assert answer["kind"] == "reply" and answer["data"] == {"room": "r1", "on": True}
+    assert proc.returncode == 0
