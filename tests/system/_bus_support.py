@@ -208,7 +208,9 @@ class Recorder:
         return await asyncio.wait_for(until(), timeout)
 
 
-def make_client(target: Any, client_id: str, recorder: Recorder | None = None, **kwargs: Any) -> BusClient:
+def make_client(
+    target: Any, client_id: str, recorder: Callable[[Event], None] | None = None, **kwargs: Any
+) -> BusClient:
     """A client with fast reconnects and no heartbeat unless asked, for tests; ``target`` is
     anything with a ``port`` (a broker target or a ``Relay``)."""
     options = {"reconnect_initial": 0.05, "reconnect_max": 0.5, "heartbeat_interval": 0, "shutdown_timeout": 5.0}

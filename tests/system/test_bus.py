@@ -267,3 +267,19 @@ def test_credentials_work_and_the_password_never_shows(caplog: pytest.LogCapture
 
     with caplog.at_level(logging.DEBUG):
         asyncio.run(main())
+
+
+def test_a_failing_observer_does_not_break_the_bus(target, caplog: pytest.LogCaptureFixture) -> None:
+    def broken(event) -> None:
+        raise RuntimeError("observer bug")
+
+    async def main() -> None:
+        async with running(target):
+            async with make_client(target, "pub", broken) as pub, make_client(target, "sub") as sub:
+                inbox = Inbox()
+                await sub.subscribe("o/#", inbox)
+                await pub.publish("o/x", 1)
+                await inbox.wait(1)
+
+    asyncio.run(main())
+    assert any("observer failed" in r.getMessage() for r in caplog.records)

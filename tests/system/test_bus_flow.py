@@ -190,3 +190,20 @@ def test_control_band_overtakes_queued_data_inbound(target) -> None:
                 assert handled.data == [0, "stop", 1, 2, 3]
 
     asyncio.run(main())
+
+
+def test_inbound_coalesce_merges_what_a_slow_handler_has_not_taken_yet(target) -> None:
+    async def main() -> None:
+        async with running(target):
+            policy = OverflowPolicy.coalesce(_sum_merge)
+            sub, rec, gate, handled, started = await _held_subscriber(target, {"burst/#": policy})
+            async with sub, make_client(target, "pub") as pub:
+                for i in range(BURST):
+                    await pub.publish("burst/x", i)
+                await asyncio.wait_for(started.wait(), WAIT)
+                await rec.wait_for("drop", count=BURST - CAP - 1, direction="in", reason="coalesced")
+                gate.set()
+                await handled.wait(CAP + 1)
+                assert sum(handled.data) == sum(range(BURST)) and len(handled.data) == CAP + 1
+
+    asyncio.run(main())
