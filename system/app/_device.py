@@ -4,6 +4,7 @@ coalescing groups, health and availability, with every user callable's failure c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import typing
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -21,7 +22,7 @@ from system.app._events import (
 from system.app._periodic import Interval
 from system.app._state import StateMachine
 from system.app._topics import check_segment, check_subtopic, join
-from system.bus import Message
+from system.bus import BusClosed, Message
 from system.envelope import Envelope
 from system.store import OnChange, Persisted, PersistPolicy
 
@@ -305,18 +306,22 @@ class Device:
                 )
             await group.flush()
             return True
-        ok, value = await self._guard(f"telemetry:{name}", tel.fn)
-        if not ok or value is None:
-            return False
         ret = _return_type(tel.fn)
-        if ret is not None and not isinstance(value, BaseModel):
-            ok, value = await self._guard(
-                f"telemetry:{name}", lambda: TypeAdapter(ret).validate_python(value)
-            )
-            if not ok:
+
+        async def read_and_publish() -> bool:
+            value = tel.fn()
+            if inspect.isawaitable(value):
+                value = await value
+            if value is None:
                 return False
-        await self.publish(name, value, qos=tel.qos, retain=tel.retain)
-        return True
+            if ret is not None and not isinstance(value, BaseModel):
+                value = TypeAdapter(ret).validate_python(value)
+            # Inside the guard: a value that is not JSON fails this reading, not the device.
+            await self.publish(name, value, qos=tel.qos, retain=tel.retain)
+            return True
+
+        ok, published = await self._guard(f"telemetry:{name}", read_and_publish)
+        return ok and bool(published)
 
     async def commands(self) -> AsyncIterator[Command]:
         """Pull the commands that have no handler, one by one (reply with ``cmd.reply``)."""
@@ -503,9 +508,10 @@ class Device:
     async def _publish_health(self, reason: str) -> None:
         if self._app is not None:
             data = {"status": self.health, "errors": self.errors, "reason": reason}
-            await self._app.bus.publish(
-                join(self.topic, "health"), data, kind="health", retain=True, qos=0
-            )
+            with contextlib.suppress(BusClosed):
+                await self._app.bus.publish(
+                    join(self.topic, "health"), data, kind="health", retain=True, qos=0
+                )
 
     def _flush(self) -> None:
         for value in self._persisted:

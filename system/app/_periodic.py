@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+_log = logging.getLogger("system.app")
 
 Interval = float | str | Callable[[], float]
 """Seconds, a function giving them, or (in an App) the name of a config field holding them;
@@ -26,7 +29,8 @@ async def run_periodic(
     immediate: bool = False,
 ) -> None:
     """Call ``tick`` every ``interval`` seconds until cancelled. A tick that overruns skips
-    the ticks it missed rather than bunching them; failures are the caller's to contain."""
+        the ticks it missed rather than bunching them. Callers contain and report failures
+    (devices do); one that slips through is logged and the ticking goes on."""
     loop = asyncio.get_running_loop()
     period = interval_of(interval)
     start = loop.time()
@@ -35,7 +39,14 @@ async def run_periodic(
         delay = start + n * period - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
-        result = tick()
-        if inspect.isawaitable(result):
-            await result
+        try:
+            result = tick()
+            if inspect.isawaitable(result):
+                await result
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - the last line of defence: periodic work never dies of one tick
+            _log.exception(
+                "periodic tick %r failed; the next tick runs as planned", tick
+            )
         n = max(n + 1, int((loop.time() - start) // period) + 1)

@@ -344,3 +344,30 @@ def test_a_manual_device_pulls_commands_and_publishes_when_it_chooses():
     opened, items = run_clean(world, main, 60)
     assert opened == "opened"
     assert items == [("m/door/telemetry/position", {"open": True})]
+
+
+def test_a_telemetry_value_that_is_not_json_fails_that_reading_only():
+    world = world_with_broker()
+    events = Recorder()
+    calls = {"n": 0}
+
+    async def main():
+        got = Collect()
+        async with bus("watch") as watch:
+            await watch.subscribe("j/#", got)
+            app = App(bus("svc"), prefix="j", observer=events)
+            dev = app.device("odd")
+
+            @dev.telemetry("t", interval=1.0)
+            def t():
+                calls["n"] += 1
+                return {"bad": object()} if calls["n"] == 2 else {"n": calls["n"]}
+
+            async with app:
+                await asyncio.sleep(4.5)
+        return [d for topic, d in got.items if topic == "j/odd/telemetry/t"]
+
+    assert run_clean(world, main, 60) == [{"n": 1}, {"n": 3}, {"n": 4}]
+    assert [(e.where, e.error) for e in events.of("device_error")] == [
+        ("telemetry:t", "EnvelopeError")
+    ]
