@@ -56,6 +56,8 @@ from system.observer import (
 
 _log = logging.getLogger("system.bus")
 
+DEGRADED_FOR = 60.0
+"""Loop-seconds after an error during which ``health().status`` says ``degraded``."""
 REPLY_KIND = "reply"
 REPLY_ERROR_KIND = "reply-error"
 
@@ -72,6 +74,7 @@ class _Out:
     payload: bytes
     qos: int
     retain: bool
+    queued: float = 0.0  # loop time the application handed the message over
 
 
 class BusClient:
@@ -108,7 +111,8 @@ class BusClient:
     ``dedup_max``), so handlers see each message once within that window. Retained copies
     (``Message.retain``, sent by the broker on subscribe) are state and always delivered. ``seq`` starts at
     ``settings.seq_start`` (0) in each client, so set it to keep ``seq`` monotonic across
-    process restarts; ``id`` is unique regardless.
+    process restarts; it increases strictly but is not contiguous (each connect prepares a
+    will envelope that takes a number), so detect loss by ``id``, not by gaps in ``seq``.
     """
 
     def __init__(
@@ -284,7 +288,7 @@ class BusClient:
         if qos not in (0, 1):
             raise ValueError(f"qos must be 0 or 1, got {qos}")
         env = data if isinstance(data, Envelope) else self._factory.make(kind, data, correlation_id=correlation_id)
-        out = _Out(env, encode(env, max_size=self.settings.max_payload), qos, retain)
+        out = _Out(env, encode(env, max_size=self.settings.max_payload), qos, retain, self._loop.time())
         await self._outbox.put(topic, out, control=control)
         return env
 
@@ -331,12 +335,17 @@ class BusClient:
         qos = self.settings.default_qos if qos is None else qos
         name = name or _identity(handler)
         sub = Subscription(pattern, name, qos)
-        new_pattern = pattern not in self._subs
+        before = self._granted(pattern)
         self._subs.setdefault(pattern, {})[name] = (sub, handler)
         link = self._link
-        if new_pattern and link is not None:
+        if link is not None and (before is None or qos > before):
             await self._subscribe_on(link, [(pattern, qos)])
         return sub
+
+    def _granted(self, pattern: str) -> int | None:
+        """The QoS the broker was asked for on ``pattern`` (the highest of its handlers')."""
+        handlers = self._subs.get(pattern)
+        return max(sub.qos for sub, _ in handlers.values()) if handlers else None
 
     async def respond(self, pattern: str, handler: Handler, *, name: str | None = None) -> Subscription:
         """Serve requests on ``pattern``: ``handler``'s return value is sent back as the reply;
@@ -372,9 +381,8 @@ class BusClient:
     def health(self) -> Health:
         now = self._loop.time() if self._loop else 0.0
         connected = self.connected
-        status = (
-            "down" if not connected else ("degraded" if self._last_error and now - self._last_error.at < 60 else "ok")
-        )
+        recent_error = self._last_error is not None and now - self._last_error.at < DEGRADED_FOR
+        status = "down" if not connected else ("degraded" if recent_error else "ok")
         return Health(
             client_id=self.client_id,
             status=status,
@@ -470,12 +478,12 @@ class BusClient:
         if stale:
             await link.unsubscribe(stale)
         self._stale.clear()
-        filters = [(p, max(sub.qos for sub, _ in hs.values())) for p, hs in self._subs.items()]
+        filters = [(p, self._granted(p) or 0) for p in self._subs]
         await self._subscribe_on(link, [*filters, (self.reply_topic, 1)])
         online = self._availability("online")
         payload = encode(online)
         await link.publish(self.availability_topic, payload, 1, True)
-        self._published(self.availability_topic, _Out(online, payload, 1, True))
+        self._published(self.availability_topic, _Out(online, payload, 1, True, self._loop.time()))
 
     async def _subscribe_on(self, link: Link, filters: list[tuple[str, int]]) -> None:
         timeout = self.settings.connect_timeout
@@ -590,7 +598,7 @@ class BusClient:
 
     def _enqueue_nowait(self, topic: str, env: Envelope, *, retain: bool = False, control: bool | None = None) -> None:
         """Queue a message of the client's own without waiting (errors, availability)."""
-        out = _Out(env, encode(env, max_size=self.settings.max_payload), 1, retain)
+        out = _Out(env, encode(env, max_size=self.settings.max_payload), 1, retain, self._loop.time())
         if self._outbox.put_nowait(topic, out, control=control) is None:
             # Full under a 'block' rule the user set for this topic: never wait here.
             if control:
@@ -616,7 +624,7 @@ class BusClient:
     def _merge_out(self, policy: OverflowPolicy, old: _Out, new: _Out) -> _Out:
         assert policy.merge is not None
         env = policy.merge(old.envelope, new.envelope)
-        return _Out(env, encode(env, max_size=self.settings.max_payload), new.qos, new.retain or old.retain)
+        return _Out(env, encode(env, max_size=self.settings.max_payload), new.qos, new.retain or old.retain, old.queued)
 
     @staticmethod
     def _merge_in(policy: OverflowPolicy, old: Message, new: Message) -> Message:
@@ -674,6 +682,7 @@ class BusClient:
             seq=env.seq,
             kind=env.kind,
             size=len(out.payload),
+            queued=out.queued,
         )
 
     def _delivered(self, msg: Message, handlers: int) -> None:
