@@ -47,7 +47,9 @@ class Event:
 
 @dataclass(frozen=True, slots=True)
 class Published(Event):
-    """A message was handed to the broker (for QoS 1: the broker acknowledged it)."""
+    """A message was handed to the broker (for QoS 1: the broker acknowledged it).
+    ``queued`` is the loop time the application handed it to the bus: end-to-end latency
+    counts from there."""
 
     name: ClassVar[str] = "publish"
     topic: str
@@ -58,6 +60,7 @@ class Published(Event):
     seq: int
     kind: str
     size: int
+    queued: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
