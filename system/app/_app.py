@@ -64,6 +64,7 @@ class App(Router):
         self._requests = itertools.count(1)
         self.errors_total = 0
         self.running = False
+        self._started = False
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -72,6 +73,11 @@ class App(Router):
         Starts the bus if it is not started; does not wait for the broker."""
         if self.running:
             return
+        if self._started:
+            raise RuntimeError(
+                "an App runs once (its bus cannot restart); make a new App and BusClient"
+            )
+        self._started = True
         if self.bus.state == "new":
             await self.bus.start()
             # The bus accepts publishes once its connect task has run (state "connecting").

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from _support import Collect, Recorder, bus, run_clean, world_with_broker
+from _app_support import Collect, Recorder, bus, run_clean, world_with_broker
 from pydantic import BaseModel
 
 from system import RequestFailed

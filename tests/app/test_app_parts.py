@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from _support import Collect, Recorder, bus, run_clean, world_with_broker
+from _app_support import Collect, Recorder, bus, run_clean, world_with_broker
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
@@ -138,7 +138,7 @@ def test_device_subtopics_get_typed_payloads_raw_messages_and_bad_payloads_are_c
 _DETERMINISM = """
 import sys
 sys.path.insert(0, {tests!r})
-from _fleet import fleet_world
+from _app_fleet import fleet_world
 from system.fleet import FleetConfig
 world, events, _ = fleet_world(FleetConfig(rooms=2, sensors_per_room=1), seed=9)
 result = world.run(until=300)

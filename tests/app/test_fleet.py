@@ -8,8 +8,8 @@ import json
 import sqlite3
 
 import pytest
-from _fleet import fleet_world
-from _support import real_errors
+from _app_fleet import fleet_world
+from _app_support import real_errors
 from pydantic import ValidationError
 
 from system.fleet import FleetConfig, decide, fleet_services

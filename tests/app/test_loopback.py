@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from _support import Collect, Recorder, bus
+from _app_support import Collect, Recorder, bus
 from amqtt.client import MQTTClient
 from pydantic import BaseModel
 

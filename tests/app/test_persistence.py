@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from _support import bus, run_clean, world_with_broker
+from _app_support import bus, run_clean, world_with_broker
 
 from system.app import App
 from system.store import OnChange, OnInterval, Store

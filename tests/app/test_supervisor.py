@@ -8,7 +8,7 @@ import asyncio
 import random
 
 import pytest
-from _support import Recorder, bus, run_clean, world_with_broker
+from _app_support import Recorder, bus, run_clean, world_with_broker
 from hypothesis import given
 from hypothesis import strategies as st
 

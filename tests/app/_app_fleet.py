@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from _support import BROKER_URL, Recorder, world_with_broker
+from _app_support import BROKER_URL, Recorder, world_with_broker
 
 from sim import World
 from system.fleet import FleetConfig, fleet_services
