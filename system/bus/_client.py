@@ -19,9 +19,9 @@ import inspect
 import logging
 import random
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from system.bus._backoff import Backoff
 from system.bus._dedup import Deduplicator
@@ -60,6 +60,11 @@ DEGRADED_FOR = 60.0
 """Loop-seconds after an error during which ``health().status`` says ``degraded``."""
 REPLY_KIND = "reply"
 REPLY_ERROR_KIND = "reply-error"
+
+
+def _replaced(bus: BusClient, old: Link | None) -> Callable[[], bool]:
+    """Predicate: the bus has a live link other than ``old``."""
+    return lambda: bus._link is not None and bus._link is not old  # noqa: SLF001
 
 
 def _identity(handler: Handler) -> str:
@@ -194,7 +199,7 @@ class BusClient:
         if self._state != "new":
             raise BusClosed(f"client {self.client_id} was already started; make a new BusClient")
         self._loop = asyncio.get_running_loop()
-        self._started_at = self._loop.time()
+        self._started_at = self._now()
         self._connected = asyncio.Event()
         self._tasks = [
             asyncio.create_task(self._run(), name=f"bus-{self.client_id}-connect"),
@@ -288,7 +293,7 @@ class BusClient:
         if qos not in (0, 1):
             raise ValueError(f"qos must be 0 or 1, got {qos}")
         env = data if isinstance(data, Envelope) else self._factory.make(kind, data, correlation_id=correlation_id)
-        out = _Out(env, encode(env, max_size=self.settings.max_payload), qos, retain, self._loop.time())
+        out = _Out(env, encode(env, max_size=self.settings.max_payload), qos, retain, self._now())
         await self._outbox.put(topic, out, control=control)
         return env
 
@@ -379,10 +384,10 @@ class BusClient:
     # -- health ------------------------------------------------------------------------
 
     def health(self) -> Health:
-        now = self._loop.time() if self._loop else 0.0
+        now = self._now()
         connected = self.connected
         recent_error = self._last_error is not None and now - self._last_error.at < DEGRADED_FOR
-        status = "down" if not connected else ("degraded" if recent_error else "ok")
+        status: Literal["ok", "degraded", "down"] = "down" if not connected else ("degraded" if recent_error else "ok")
         return Health(
             client_id=self.client_id,
             status=status,
@@ -435,7 +440,7 @@ class BusClient:
                 continue
             if lost_at is not None:
                 self._counts["reconnects"] += 1
-                self._emit(Reconnected, attempts=attempt, downtime=self._loop.time() - lost_at)
+                self._emit(Reconnected, attempts=attempt, downtime=self._now() - lost_at)
             attempt = 0
             if not self._stopping:
                 receiver = asyncio.create_task(self._receive_loop(link), name=f"bus-{self.client_id}-receive")
@@ -449,7 +454,7 @@ class BusClient:
                 await link.closed()
             finally:
                 watchdog.cancel()
-            lost_at = self._loop.time()
+            lost_at = self._now()
             await self._set_link(None)
             # The receiver is not cancelled: it hands over what amqtt already acknowledged, then ends.
             if not self._stopping:
@@ -483,7 +488,7 @@ class BusClient:
         online = self._availability("online")
         payload = encode(online)
         await link.publish(self.availability_topic, payload, 1, True)
-        self._published(self.availability_topic, _Out(online, payload, 1, True, self._loop.time()))
+        self._published(self.availability_topic, _Out(online, payload, 1, True, self._now()))
 
     async def _subscribe_on(self, link: Link, filters: list[tuple[str, int]]) -> None:
         timeout = self.settings.connect_timeout
@@ -522,7 +527,7 @@ class BusClient:
             return
         # Retained copies are state sent on (re)subscribe, not redeliveries: a handler
         # subscribed later must still get the current state.
-        if not retain and self._dedup.seen(env.id, self._loop.time()):
+        if not retain and self._dedup.seen(env.id, self._now()):
             self._drop("in", topic, "duplicate", env.id)
             return
         future = self._pending.get(env.correlation_id or "") if env.kind in (REPLY_KIND, REPLY_ERROR_KIND) else None
@@ -580,7 +585,7 @@ class BusClient:
             self._sending = (topic, out)
             link: Link | None = None
             while True:
-                await self._link_changed.wait_for(lambda old=link: self._link is not None and self._link is not old)
+                await self._link_changed.wait_for(_replaced(self, link))
                 link = self._link
                 assert link is not None
                 try:
@@ -598,7 +603,7 @@ class BusClient:
 
     def _enqueue_nowait(self, topic: str, env: Envelope, *, retain: bool = False, control: bool | None = None) -> None:
         """Queue a message of the client's own without waiting (errors, availability)."""
-        out = _Out(env, encode(env, max_size=self.settings.max_payload), 1, retain, self._loop.time())
+        out = _Out(env, encode(env, max_size=self.settings.max_payload), 1, retain, self._now())
         if self._outbox.put_nowait(topic, out, control=control) is None:
             # Full under a 'block' rule the user set for this topic: never wait here.
             if control:
@@ -664,6 +669,9 @@ class BusClient:
             self._connected.clear()
         self._set_state("stopped")
 
+    def _now(self) -> float:
+        return self._loop.time() if self._loop is not None else 0.0
+
     def _set_state(self, new: str) -> None:
         if new != self._state:
             old, self._state = self._state, new
@@ -710,12 +718,12 @@ class BusClient:
 
     def _fail(self, where: str, exc: BaseException, *, topic: str | None = None) -> None:
         self._counts["errors"] += 1
-        now = self._loop.time() if self._loop else 0.0
+        now = self._now()
         self._last_error = LastError(where=where, error=type(exc).__name__, message=str(exc), at=now)
         self._emit(Failed, where=where, error=type(exc).__name__, message=str(exc), topic=topic)
 
     def _emit(self, cls: type[Event], **fields: Any) -> None:
-        event = cls(client=self.client_id, at=self._loop.time() if self._loop else 0.0, **fields)
+        event = cls(client=self.client_id, at=self._now(), **fields)
         try:
             self._observer(event)
         except Exception:
