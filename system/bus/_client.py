@@ -67,6 +67,10 @@ def _replaced(bus: BusClient, old: Link | None) -> Callable[[], bool]:
     return lambda: bus._link is not None and bus._link is not old  # noqa: SLF001
 
 
+def _refusal(pattern: str) -> str:
+    return f"broker refused the subscription to {pattern!r} (SUBACK 0x80): check the broker's ACL for this user"
+
+
 def _identity(handler: Handler) -> str:
     owner = getattr(handler, "__self__", None)  # a bound method is a new object on every access
     qualname = getattr(handler, "__qualname__", type(handler).__qualname__)
@@ -334,7 +338,8 @@ class BusClient:
         Several handlers may share a pattern; one with the same ``name`` replaces the old one.
         The default name is the handler's identity: subscribing the same function (or the
         same object's method) again replaces it. When connected, returns after the broker
-        acknowledged the subscription; otherwise it is made on connect.
+        acknowledged the subscription (``PermissionError`` if it refused it); otherwise it is
+        made on connect, and a refusal then is reported to the observer.
         """
         validate_filter(pattern)
         qos = self.settings.default_qos if qos is None else qos
@@ -344,7 +349,18 @@ class BusClient:
         self._subs.setdefault(pattern, {})[name] = (sub, handler)
         link = self._link
         if link is not None and (before is None or qos > before):
-            await self._subscribe_on(link, [(pattern, qos)])
+            try:
+                refused = await self._subscribe_on(link, [(pattern, qos)])
+            except TimeoutError as exc:
+                # State unknown at the broker: start over; the reconnect subscribes everything.
+                self._fail("subscribe", exc, topic=pattern)
+                link.abort()
+                return sub
+            if refused:
+                self._subs[pattern].pop(name, None)
+                if not self._subs[pattern]:
+                    del self._subs[pattern]
+                raise PermissionError(_refusal(pattern))
         return sub
 
     def _granted(self, pattern: str) -> int | None:
@@ -490,17 +506,19 @@ class BusClient:
         await link.publish(self.availability_topic, payload, 1, True)
         self._published(self.availability_topic, _Out(online, payload, 1, True, self._now()))
 
-    async def _subscribe_on(self, link: Link, filters: list[tuple[str, int]]) -> None:
+    async def _subscribe_on(self, link: Link, filters: list[tuple[str, int]]) -> list[str]:
+        """Subscribe; returns the filters the broker refused (each reported as a failure)."""
         timeout = self.settings.connect_timeout
         try:
             codes = await asyncio.wait_for(link.subscribe(filters), timeout)
         except LinkClosed:
-            return  # subscribed again on reconnect
+            return []  # subscribed again on reconnect
         except TimeoutError:
             raise TimeoutError(f"no SUBACK within {timeout}s for {[f for f, _ in filters]}") from None
-        for (pattern, _), code in zip(filters, codes, strict=False):
-            if code == 0x80:
-                self._fail("subscribe", PermissionError(f"broker refused subscription to {pattern!r}"), topic=pattern)
+        refused = [pattern for (pattern, _), code in zip(filters, codes, strict=False) if code == 0x80]
+        for pattern in refused:
+            self._fail("subscribe", PermissionError(_refusal(pattern)), topic=pattern)
+        return refused
 
     async def _set_link(self, link: Link | None) -> None:
         assert self._connected is not None

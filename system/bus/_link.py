@@ -98,7 +98,10 @@ class Link:
                 raise
             raise LinkClosed("connection lost while publishing") from None
         except TimeoutError as exc:
-            raise LinkClosed(f"no PUBACK: {exc}") from None
+            # MQTT 3.1.1 resends only on a new connection, so a broker that did not
+            # acknowledge in amqtt's fixed 5 s gets its connection dropped; the bus resends.
+            self.abort()
+            raise LinkClosed(f"no PUBACK, dropping the connection: {exc}") from None
         except Exception as exc:  # amqtt raises assorted errors on a dying connection
             if not self.is_open:
                 raise LinkClosed(f"connection lost while publishing: {exc!r}") from None

@@ -283,3 +283,20 @@ def test_a_failing_observer_does_not_break_the_bus(target, caplog: pytest.LogCap
 
     asyncio.run(main())
     assert any("observer failed" in r.getMessage() for r in caplog.records)
+
+
+def test_a_subscription_the_broker_refuses_raises_and_is_not_kept() -> None:
+    async def main() -> None:
+        acl = {"anonymous": ["open/#", "squall/#"]}
+        async with EmbeddedBroker(host="127.0.0.1", port=0, acl=acl) as broker:
+            rec = Recorder()
+            async with make_client(broker, "dev", rec) as dev:
+                with pytest.raises(PermissionError, match=r"'secret/#'.*ACL"):
+                    await dev.subscribe("secret/#", Inbox())
+                inbox = Inbox()
+                await dev.subscribe("open/#", inbox)
+                await dev.publish("open/x", 1)
+                await inbox.wait(1)
+                assert rec.of("error", where="subscribe", topic="secret/#")
+
+    asyncio.run(main())
