@@ -74,6 +74,7 @@ class _Telemetry:
     interval: Interval | None
     qos: int | None
     retain: bool
+    returns: Any = None  # a pydantic model the value is validated into, from the return annotation
 
 
 class DeviceMachine:
@@ -221,7 +222,7 @@ class Device:
         check_subtopic(name, "telemetry name")
 
         def register(fn: Callable[[], Any]) -> Callable[[], Any]:
-            self._telemetry[name] = _Telemetry(name, fn, interval, qos, retain)
+            self._telemetry[name] = _Telemetry(name, fn, interval, qos, retain, _return_type(fn))
             return fn
 
         return register
@@ -306,7 +307,7 @@ class Device:
                 )
             await group.flush()
             return True
-        ret = _return_type(tel.fn)
+        ret = tel.returns
 
         async def read_and_publish() -> bool:
             value = tel.fn()
