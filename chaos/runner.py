@@ -121,13 +121,16 @@ class ChaosRun:
             api = ToxiproxyAPI(self.toxiproxy_url)
 
         listen_host = os.environ.get("SQUALL_PROXY_LISTEN", "127.0.0.1")
+        ports = _port_range(os.environ.get("SQUALL_PROXY_PORTS"))
         urls: dict[str, str] = {}
         services: list[Service] = []
         try:
             names = [s.name for s in plan(self.scenario, self.seed, "mqtt://unused:1", history.note)]
-            for name in names:
+            if ports is not None and len(ports) < len(names):
+                raise BadInput(f"SQUALL_PROXY_PORTS has {len(ports)} ports but this scenario needs {len(names)} proxies")
+            for i, name in enumerate(names):
                 await api.delete(name)
-                listen = await api.create(name, f"{listen_host}:0", upstream)
+                listen = await api.create(name, f"{listen_host}:{ports[i] if ports else 0}", upstream)
                 port = int(listen.rsplit(":", 1)[1])
                 urls[name] = f"mqtt://127.0.0.1:{port}"
             services = plan(self.scenario, self.seed, lambda name: urls[name], history.note)  # type: ignore[arg-type]
@@ -188,8 +191,11 @@ class ChaosRun:
     def _scaled_checks(self) -> Any:
         c = self.scenario.checks
         s = self.scale
+        fleet = self.scenario.fleet_config()
+        # The fleet's own clocks are not scaled: the controller needs a couple of its periods.
+        floor = 2 * fleet.control_interval + 2 * fleet.telemetry_interval
         return c.model_copy(update={
-            "convergence_s": max(5.0, c.convergence_s * s),
+            "convergence_s": max(5.0, floor, c.convergence_s * s),
             "grace_s": max(2.0, c.grace_s * s),
             "stale_availability_s": max(5.0, c.stale_availability_s * s),
         })
@@ -266,6 +272,17 @@ class ChaosRun:
                     start(fault.host)
         elif isinstance(fault, SkewFault) and on:
             self.skipped.append(f"clock skew of {fault.host} at {f.at:g}s (not possible for real)")
+
+
+def _port_range(text: str | None) -> list[int] | None:
+    """``"21000-21020"``: the ports proxies listen on when they must be known in advance."""
+    if not text:
+        return None
+    try:
+        lo, hi = (int(x) for x in text.split("-", 1))
+    except ValueError:
+        raise BadInput(f"SQUALL_PROXY_PORTS={text!r}: write a range like 21000-21020") from None
+    return list(range(lo, hi + 1))
 
 
 def run_chaos(scenario: Scenario, seed: int | None = None, *, out: Path | None = None, broker_url: str | None = None, toxiproxy_url: str | None = None, upstream: str | None = None, duration: float | None = None) -> RunOutcome:

@@ -113,7 +113,7 @@ class _Index:
         for (_, msg_id), recs in self.deliveries.items():
             pub = self.published.get(msg_id)
             if pub is not None:
-                out.append((recs[0]["t"] - pub["t"]) * 1000.0)
+                out.append((recs[0]["t"] - pub.get("queued", pub["t"])) * 1000.0)
         return out
 
 

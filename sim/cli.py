@@ -93,6 +93,37 @@ def sim_shrink(
     raise typer.Exit(shrink_dir(run_dir, runs, out))
 
 
+@chaos_app.command("run")
+def chaos_run(
+    scenario: str = typer.Argument(..., help="A shipped scenario's name or a .toml path."),
+    seed: Optional[int] = typer.Option(None, help="Seed of the fault schedule (default: the scenario's)."),
+    out: Optional[Path] = typer.Option(None, help="Run directory (default: squall-runs/chaos-SCENARIO-seedN)."),
+    duration: Optional[float] = typer.Option(None, min=1, help="Wall seconds (default: the scenario's [chaos] duration)."),
+    broker_url: Optional[str] = typer.Option(None, "--broker", help="An external broker instead of the embedded one, e.g. mqtt://127.0.0.1:1883."),
+    upstream: Optional[str] = typer.Option(None, help="HOST:PORT the proxy uses to reach the broker, when it differs (proxy in a container)."),
+) -> None:
+    """The scenario for real on loopback, faults through the proxy (TOXIPROXY_URL for a real Toxiproxy)."""
+    from chaos.cli import run_one
+
+    raise typer.Exit(run_one(scenario, seed, out, duration, broker_url, upstream))
+
+
+@chaos_app.command("nightly")
+def chaos_nightly(
+    out: Optional[Path] = typer.Option(None, help="Report directory (default: squall-runs/nightly-DATE)."),
+    duration: float = typer.Option(15.0, min=1, help="Wall seconds per chaos scenario."),
+    seeds: str = typer.Option("1-10", help="Seeds of the sim sweep."),
+    sweep_scenario: str = typer.Option("swarm", help="Scenario of the sim sweep."),
+    broker_url: Optional[str] = typer.Option(None, "--broker", help="An external broker for the chaos runs."),
+    upstream: Optional[str] = typer.Option(None, help="HOST:PORT the proxy uses to reach the broker."),
+    jobs: Optional[int] = typer.Option(None, min=1, help="Parallel runs in the sweep (default: the number of cores)."),
+) -> None:
+    """Every shipped scenario in chaos plus a sim sweep, one report directory with an index."""
+    from chaos.nightly import nightly
+
+    raise typer.Exit(nightly(out, duration, seeds, sweep_scenario, broker_url, upstream, jobs))
+
+
 @app.command("bench")
 def bench(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the figures as JSON to FILE."),

@@ -28,6 +28,8 @@ class History:
         record = event.to_dict() if hasattr(event, "to_dict") else dict(event)
         at = record.pop("at", None)
         record["t"] = round((at if at is not None else self._clock()) - self._origin, 6)
+        if record.get("queued"):  # a loop time too (see system.observer.Published)
+            record["queued"] = round(record["queued"] - self._origin, 6)
         self.records.append(record)
 
     def note(self, event: str, **fields: Any) -> None:

@@ -34,7 +34,7 @@ def plot_run(out: Path, history: list[dict[str, Any]], report: dict[str, Any]) -
     width = _buckets(end)
     judged = report.get("judged", {})
     topics, receivers = judged.get("topics", "#"), set(judged.get("receivers", []))
-    published = {r["id"]: r["t"] for r in history if r.get("event") == "publish" and r.get("id") and topic_matches(topics, r.get("topic", ""))}
+    published = {r["id"]: r.get("queued", r["t"]) for r in history if r.get("event") == "publish" and r.get("id") and topic_matches(topics, r.get("topic", ""))}
     sent: dict[int, int] = defaultdict(int)
     got: dict[int, int] = defaultdict(int)
     lat: dict[int, list[float]] = defaultdict(list)

@@ -1,6 +1,6 @@
 """`squall bench --check`: this run's ratio figures against the committed baseline.
 
-Only ratios are gated (``*_over_*`` and ``*per_wall*`` measures): each compares two
+Only ratios are gated (``*_over_*`` and ``*_per_wall`` measures): each compares two
 measurements taken in the same run, so it holds across machines and load far better than an
 absolute figure does. Higher is better for every one of them, and a ratio more than the
 baseline's tolerance (10%) below its baseline value fails the check (exit 1).
@@ -27,7 +27,7 @@ Figures = Mapping[str, Mapping[str, Any]]
 
 def gated(measure: str) -> bool:
     """Is this measure a ratio the gate compares?"""
-    return "_over_" in measure or "per_wall" in measure
+    return "_over_" in measure or measure.endswith("_per_wall")
 
 
 @dataclass(frozen=True)

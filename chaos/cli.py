@@ -1,0 +1,23 @@
+"""What `squall chaos run` does, apart from parsing its arguments."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def run_one(scenario_ref: str, seed: int | None, out: Path | None, duration: float | None, broker_url: str | None, upstream: str | None) -> int:
+    from rich.console import Console
+
+    from chaos.runner import run_chaos
+    from sim.run_cli import _print_report
+    from sim.scenario import load_scenario
+
+    scenario = load_scenario(scenario_ref)
+    seed = scenario.seed if seed is None else seed
+    name = Path(scenario_ref).stem if scenario_ref.endswith(".toml") else scenario_ref
+    out = out or Path("squall-runs") / f"chaos-{name}-seed{seed}"
+    wall = duration or scenario.chaos.duration
+    with Console().status(f"chaos run of {scenario.name} for {wall:g} wall seconds (seed {seed}) ..."):
+        outcome = run_chaos(scenario, seed, out=out, broker_url=broker_url, upstream=upstream, duration=duration)
+    _print_report(outcome.report, out)
+    return 0 if outcome.ok else 1
