@@ -371,3 +371,41 @@ def test_a_telemetry_value_that_is_not_json_fails_that_reading_only():
     assert [(e.where, e.error) for e in events.of("device_error")] == [
         ("telemetry:t", "EnvelopeError")
     ]
+
+
+def test_send_command_reports_each_round_trip_with_its_outcome_and_latency():
+    world = world_with_broker()
+    events = Recorder()
+
+    async def service():
+        app = App(bus("svc"), prefix="k")
+        valve = app.device("valve")
+
+        @valve.command("open")
+        def open_(percent: int) -> dict:
+            if percent > 100:
+                raise ValueError("over 100%")
+            return {"open": percent}
+
+        await app.run()
+
+    world.host("svc").spawn(service)
+
+    async def main():
+        await asyncio.sleep(1)
+        app = App(bus("ctl"), prefix="k", observer=events)
+        async with app:
+            ok = await app.send_command("k/valve", "open", 40, timeout=5)
+            with pytest.raises(RequestFailed, match="over 100%"):
+                await app.send_command("k/valve", "open", 140, timeout=5)
+            with pytest.raises(TimeoutError):
+                await app.send_command("k/missing", "open", 1, timeout=5)
+        return ok
+
+    assert run_clean(world, main, 60) == {"open": 40}
+    sent = events.of("command_sent")
+    done = events.of("command_done")
+    assert [e.request for e in sent] == [e.request for e in done] == [1, 2, 3]
+    assert [e.outcome for e in done] == ["ok", "error", "timeout"]
+    assert 0 < done[0].latency < 0.1 and done[2].latency == pytest.approx(5.0)
+    assert all(e.topic.endswith("/cmd/open") for e in done)
