@@ -254,6 +254,9 @@ def plot_flow(run: Run, ax: Any = None) -> Any:
     d = run.deliveries
     devices = sorted(run.flow.index[run.flow["published"] > 0]) or sorted(d["source"].dropna().unique())
     ax = _axes(ax, figsize=(10, 0.35 * max(4, len(devices)) + 1))
+    if not devices:
+        ax.text(0.5, 0.5, "no messages in this run's history", ha="center", va="center", transform=ax.transAxes)
+        return ax
     width = _bucket(run)
     columns = int(run.duration // width) + 1
     grid = pd.DataFrame(0.0, index=devices, columns=range(columns))
