@@ -28,11 +28,16 @@ MQTT-3.1.0-1           waits forever when the first packet is not CONNECT / clos
 MQTT-4.8.0-1, 4.7.1-1  keeps the connection open after a malformed packet (bad remaining length,
 MQTT-1.5.3-1, 3.3.1-4  invalid UTF-8, PUBLISH QoS 3 or with a wildcard topic, SUBSCRIBE flags
 MQTT-3.8.1-1           not 0010) / close that connection; everyone else is unaffected
+MQTT-3.1.2-13, -14     accepts a CONNECT whose will QoS/retain contradict the will flag, or
+MQTT-3.8.3-3           will QoS 3; a SUBSCRIBE/UNSUBSCRIBE without filters; packet id 0
+MQTT-3.10.3-2          / malformed: close that connection
+MQTT-2.3.1-1
 MQTT-4.7.3-1           grants a zero-length topic filter / SUBACK 0x80
 MQTT-4.3.3-2           ignores a PUBREL for an unknown packet id (the publisher's flow never
                        completes) / always answer PUBCOMP; a re-sent QoS 2 PUBLISH only gets PUBREC
-MQTT-3.1.2-10          can publish the will although DISCONNECT arrived, when the socket closes
-                       right behind it (the DISCONNECT task is cancelled) / DISCONNECT handled inline
+MQTT-3.1.2-10          publishes the will although DISCONNECT arrived, when DISCONNECT is read
+                       before the session loop asks for it (e.g. CONNECT and DISCONNECT in one
+                       segment: the resolved waiter is reset to None) / keep the resolved waiter
 =====================  =====================================================================
 
 Also: an unauthenticated client's session is not registered, and delivery tasks never block a
@@ -69,6 +74,7 @@ from amqtt.mqtt.packet import (
     MQTTFixedHeader,
 )
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
+from amqtt.mqtt.protocol.handler import ProtocolHandler
 from amqtt.mqtt.pubcomp import PubcompPacket
 from amqtt.mqtt.publish import PublishPacket
 from amqtt.mqtt.pubrec import PubrecPacket
@@ -129,41 +135,52 @@ class _BytesReader(ReaderAdapter):
         pass
 
 
-def _check_strings(ptype: int, body: bytes) -> None:
-    """Raise ValueError for ill-formed UTF-8 or U+0000 in a string field [MQTT-1.5.3-1, -2], or a
-    SUBSCRIBE QoS byte with reserved bits [MQTT-3.8.3-4]. amqtt itself decodes a bad string to
-    the ``repr`` of its bytes and carries on."""
+def _check_body(ptype: int, flags: int, body: bytes) -> None:
+    """Raise ValueError for what amqtt's decoders let through: ill-formed UTF-8 or U+0000 in a
+    string [MQTT-1.5.3-1, -2] (amqtt turns bad UTF-8 into the ``repr`` of the bytes), a packet
+    id of 0 [MQTT-2.3.1-1], SUBSCRIBE/UNSUBSCRIBE without filters [MQTT-3.8.3-3, 3.10.3-2], a
+    requested QoS with reserved bits [MQTT-3.8.3-4], and CONNECT will flags that contradict
+    each other [MQTT-3.1.2-13, -14, -15]."""
 
     def string(off: int) -> int:
         n = int.from_bytes(body[off : off + 2], "big")
         raw = body[off + 2 : off + 2 + n]
-        if len(raw) < n or off + 2 > len(body):
+        if off + 2 > len(body) or len(raw) < n:
             raise ValueError("string field runs past the end of the packet")
         if "\x00" in raw.decode("utf-8"):
             raise ValueError("U+0000 in a string field")
         return off + 2 + n
 
+    def packet_id(off: int) -> None:
+        if int.from_bytes(body[off : off + 2], "big") == 0:
+            raise ValueError("packet identifier 0")
+
     if ptype == PUBLISH:
-        string(0)
-    elif ptype == SUBSCRIBE:
+        off = string(0)
+        if (flags >> 1) & 3:
+            packet_id(off)
+    elif ptype in (SUBSCRIBE, UNSUBSCRIBE):
+        packet_id(0)
+        if len(body) <= 2:
+            raise ValueError("SUBSCRIBE/UNSUBSCRIBE without a topic filter")
         off = 2
         while off < len(body):
             off = string(off)
-            if off >= len(body) or body[off] > 2:
-                raise ValueError("SUBSCRIBE requested QoS missing or with reserved bits set")
-            off += 1
-    elif ptype == UNSUBSCRIBE:
-        off = 2
-        while off < len(body):
-            off = string(off)
+            if ptype == SUBSCRIBE:
+                if off >= len(body) or body[off] > 2:
+                    raise ValueError("SUBSCRIBE requested QoS missing or with reserved bits set")
+                off += 1
     elif ptype == CONNECT:
         off = string(0)
-        flags = body[off + 1] if off + 1 < len(body) else 0
+        connect_flags = body[off + 1] if off + 1 < len(body) else 0
+        will, will_qos = connect_flags & 0x04, (connect_flags >> 3) & 3
+        if will_qos == 3 or (not will and connect_flags & 0x38):
+            raise ValueError("CONNECT will QoS/retain inconsistent with the will flag")
         off = string(off + 4)  # client id
-        if flags & 0x04:
+        if will:
             off = string(off)  # will topic
             off += 2 + int.from_bytes(body[off : off + 2], "big")  # will message: binary
-        if flags & 0x80:
+        if connect_flags & 0x80:
             string(off)  # user name; the password is binary data
 
 
@@ -171,7 +188,7 @@ async def _read_body(reader: ReaderAdapter, header: MQTTFixedHeader) -> bytes:
     if header.remaining_length > _MAX_PACKET:
         raise ValueError(f"packet of {header.remaining_length} bytes exceeds the {_MAX_PACKET}-byte limit")
     body = await reader.read(header.remaining_length) if header.remaining_length else b""
-    _check_strings(header.packet_type, body)
+    _check_body(header.packet_type, header.flags, body)
     return body
 
 
@@ -183,9 +200,30 @@ class SquallHandler(BrokerProtocolHandler):
         self.squall_stopped = False
         self.squall_done = asyncio.Event()  # set once the broker has finished with this connection
 
+    # ---- the disconnect waiter: created before the reader runs, resolved once, never discarded.
+    # amqtt creates it after the reader started and resets it to None once resolved, so a
+    # DISCONNECT read early (CONNECT and DISCONNECT in one segment) reads back as "no
+    # DISCONNECT" and the will is published [MQTT-3.1.2-10].
+
+    async def start(self) -> None:
+        if self._disconnect_waiter is None:
+            self._disconnect_waiter = asyncio.get_running_loop().create_future()
+        await ProtocolHandler.start(self)  # not BrokerProtocolHandler.start: it replaces a resolved waiter
+
+    async def handle_disconnect(self, disconnect: DisconnectPacket | None) -> None:
+        if self._disconnect_waiter is not None and not self._disconnect_waiter.done():
+            self._disconnect_waiter.set_result(disconnect)
+
     async def stop(self) -> None:
         self.squall_stopped = True
-        await super().stop()
+        waiter = self._disconnect_waiter
+        await ProtocolHandler.stop(self)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        while not self._pending_subscriptions.empty():
+            self._pending_subscriptions.get_nowait()
+        while not self._pending_unsubscriptions.empty():
+            self._pending_unsubscriptions.get_nowait()
 
     async def _retry_deliveries(self) -> None:
         """Re-sending is scheduled by the broker once the session is connected (``resend_inflight``)."""

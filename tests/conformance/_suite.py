@@ -50,6 +50,13 @@ AMQTT_VIOLATIONS: dict[str, str] = {
     "MQTT_1_5_3_1_invalid_utf8_closes": "decodes bad UTF-8 to the bytes' repr and routes it",
     "MQTT_3_3_1_4_publish_qos_3_closes": "keeps the connection open",
     "MQTT_3_8_1_1_subscribe_bad_flags_closes": "accepts the SUBSCRIBE",
+    "MQTT_3_1_2_13_will_qos_without_will_flag_closes": "accepts the CONNECT",
+    "MQTT_3_1_2_14_will_qos_3_closes": "accepts the CONNECT",
+    "MQTT_3_8_3_3_subscribe_without_filters_closes": "answers with an empty SUBACK, connection open",
+    "MQTT_3_10_3_2_unsubscribe_without_filters_closes": "answers UNSUBACK, connection open",
+    "MQTT_2_3_1_1_packet_id_zero_closes": "accepts packet id 0",
+    "MQTT_3_1_2_10_no_will_after_disconnect": "publishes the will when DISCONNECT is read before the session loop waits for it",
+    "MQTT_4_3_3_2_pubrel_answered_after_reconnect": "ignores a PUBREL for a completed flow: no PUBCOMP",
 }
 
 # statement test name -> where the reference deviates, and why that is not a spec violation

@@ -23,6 +23,7 @@ from system.broker.conformance._wire import (
     packet,
     publish_bytes,
     subscribe_bytes,
+    utf8,
 )
 
 
@@ -359,9 +360,10 @@ async def _pubrel_reconnect(ctx: Ctx) -> None:
     await pub.send(publish_bytes(ctx.topic("t"), b"once", qos=2, pid=9))
     await pub.recv(PUBREC)
     await pub.send(ack_bytes(PUBREL, 9))
-    await pub.abort()  # PUBCOMP may or may not have been sent: the client cannot know
+    await pub.recv(PUBCOMP)  # ... which the client never sees: the connection drops
+    await pub.abort()
     pub = await ctx.client("p", clean=False)
-    await pub.send(ack_bytes(PUBREL, 9))
+    await pub.send(ack_bytes(PUBREL, 9))  # the client re-sends the PUBREL it has no PUBCOMP for
     try:
         await pub.recv(PUBCOMP)
     except TimeoutError:
@@ -505,18 +507,20 @@ async def _will_abrupt(ctx: Ctx) -> None:
     _expect(p.payload == b"gone", f"got {p!r}")
 
 
-@statement("MQTT-3.1.2-10", "no_will_after_disconnect", "no will after DISCONNECT, even when the socket closes right after it")
+@statement("MQTT-3.1.2-10", "no_will_after_disconnect", "no will after DISCONNECT, also when CONNECT, DISCONNECT and FIN come together")
 async def _no_will(ctx: Ctx) -> None:
     w = await ctx.client("w")
     await w.subscribe([(ctx.topic("will"), 1)])
-    for _ in range(5):
-        a = await ctx.client("a", will=_will(ctx))
+    for i in range(5):
+        a = await ctx.client(f"a{i}", will=_will(ctx))
         await a.disconnect()  # DISCONNECT then close at once, as most clients do
-    b = await ctx.client("a")  # same client id: the old connections are over
-    await b.disconnect()
+        b = await ctx.open()  # a short-lived client: everything in one segment, then FIN
+        await b.send(connect_bytes(ctx.cid(f"b{i}"), will=_will(ctx)) + packet(14, 0, b""))
+        b.writer.write_eof()
+        await b.closed()
     await _marker(ctx, ctx.topic("will"))
     got = [p.payload for p in await w.messages_until(b"marker")]
-    _expect(got == [b"marker"], f"will published after DISCONNECT: {got}")
+    _expect(got == [b"marker"], f"{len(got) - 1} wills published after DISCONNECT")
 
 
 @statement("MQTT-3.1.2-17", "will_retain_1_publishes_retained_will", "Will Retain=1: the will is published as a retained message")
@@ -664,6 +668,57 @@ async def _qos3(ctx: Ctx) -> None:
 @statement("MQTT-3.8.1-1", "subscribe_bad_flags_closes", "SUBSCRIBE with fixed-header flags other than 0010 closes")
 async def _sub_flags(ctx: Ctx) -> None:
     await _closes(ctx, packet(8, 0x00, b"\x00\x01\x00\x01t\x00"), "SUBSCRIBE with flags 0000")
+
+
+def _connect_with_flags(ctx: Ctx, flags: int, extra: bytes = b"") -> bytes:
+    """A CONNECT with hand-set connect flags (clean session kept), client id and ``extra`` fields."""
+    body = utf8("MQTT") + bytes([4, flags | 0x02]) + b"\x00\x00" + utf8(ctx.cid("bad")) + extra
+    return packet(1, 0, body)
+
+
+@statement("MQTT-3.1.2-3", "connect_reserved_flag_closes", "CONNECT with the reserved flag set: disconnect")
+async def _connect_reserved(ctx: Ctx) -> None:
+    await _closes(ctx, _connect_with_flags(ctx, 0x01), "CONNECT reserved flag 1", connect_first=False)
+
+
+@statement("MQTT-3.1.2-13", "will_qos_without_will_flag_closes", "Will Flag 0 with Will QoS or Will Retain set is malformed: close")
+async def _will_qos_no_flag(ctx: Ctx) -> None:
+    await _closes(ctx, _connect_with_flags(ctx, 0x08), "CONNECT with Will QoS 1 but no Will Flag", connect_first=False)
+    await _closes(ctx, _connect_with_flags(ctx, 0x20), "CONNECT with Will Retain but no Will Flag", connect_first=False)
+
+
+@statement("MQTT-3.1.2-14", "will_qos_3_closes", "Will QoS 3 is malformed: close")
+async def _will_qos3(ctx: Ctx) -> None:
+    will = utf8(ctx.topic("will")) + utf8("x")
+    await _closes(ctx, _connect_with_flags(ctx, 0x04 | 0x18, will), "CONNECT with Will QoS 3", connect_first=False)
+
+
+@statement("MQTT-3.1.2-22", "password_without_username_closes", "Password Flag without User Name Flag is malformed: close")
+async def _password_only(ctx: Ctx) -> None:
+    a = await ctx.open()
+    await a.send(_connect_with_flags(ctx, 0x40, utf8("secret")))
+    try:
+        ack = await a.recv(2)
+        _expect(ack.return_code != 0, "CONNECT with a password but no user name was accepted")
+    except Closed:
+        pass
+    _expect(await a.closed(), "connection left open after a password without user name")
+
+
+@statement("MQTT-3.8.3-3", "subscribe_without_filters_closes", "SUBSCRIBE with no topic filter is a protocol violation: close")
+async def _sub_empty(ctx: Ctx) -> None:
+    await _closes(ctx, packet(8, 0x02, b"\x00\x01"), "SUBSCRIBE without filters")
+
+
+@statement("MQTT-3.10.3-2", "unsubscribe_without_filters_closes", "UNSUBSCRIBE with no topic filter is a protocol violation: close")
+async def _unsub_empty(ctx: Ctx) -> None:
+    await _closes(ctx, packet(10, 0x02, b"\x00\x01"), "UNSUBSCRIBE without filters")
+
+
+@statement("MQTT-2.3.1-1", "packet_id_zero_closes", "SUBSCRIBE, UNSUBSCRIBE and QoS>0 PUBLISH need a non-zero packet id: close")
+async def _pid_zero(ctx: Ctx) -> None:
+    await _closes(ctx, subscribe_bytes(0, [(ctx.topic("t"), 0)]), "SUBSCRIBE with packet id 0")
+    await _closes(ctx, packet(PUBLISH, 0x02, utf8(ctx.topic("t")) + b"\x00\x00x"), "QoS 1 PUBLISH with packet id 0")
 
 
 @statement("MQTT-4.8.0-1", "oversize_packet_does_not_hurt_others", "a packet claiming 256 MB then dropping leaves the broker serving")
