@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 
-def nightly(out: Path | None, duration: float, seeds: str, sweep_scenario: str, broker_url: str | None, upstream: str | None, jobs: int | None) -> int:
+def nightly(out: Path | None, duration: float, seeds: str, sweep_scenario: str, broker_url: str | None, upstream: str | None, jobs: int | None, only: str | None = None) -> int:
     from chaos.runner import run_chaos
     from sim.scenario import load_scenario, shipped
     from sim.sweep import parse_seeds, sweep
@@ -30,6 +30,14 @@ def nightly(out: Path | None, duration: float, seeds: str, sweep_scenario: str, 
     console = Console()
     rows: list[dict[str, Any]] = []
     names = shipped()
+    if only:
+        wanted = [n.strip() for n in only.split(",") if n.strip()]
+        unknown = [n for n in wanted if n not in names]
+        if unknown:
+            from sim.errors import BadInput
+
+            raise BadInput(f"--scenarios: unknown scenario {unknown[0]!r}; choose from {', '.join(names)}")
+        names = wanted
     columns = (TextColumn("nightly {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as bar:
         task = bar.add_task("chaos", total=len(names))
