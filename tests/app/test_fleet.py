@@ -202,3 +202,32 @@ def test_fleet_config_rejects_unknown_fields_and_a_bad_band():
 )
 def test_decide_switches_with_hysteresis(average, heater, expected):
     assert decide(average, heater, (19.0, 23.0)) is expected
+
+
+def test_the_fleet_rides_out_a_broker_crash_and_a_late_broker():
+    config = FleetConfig(
+        rooms=1, sensors_per_room=2, telemetry_interval=2.0, control_interval=4.0
+    )
+    world, events, _ = fleet_world(config, seed=6)
+    broker = world.host("broker")
+    world.at(0, world.crash, "broker")  # the services start before any broker is up
+    world.at(20, world.restart, "broker")
+    world.at(600, world.crash, "broker")
+    world.at(630, world.restart, "broker")
+    result = world.run(until=1500)
+    assert real_errors(result) == []
+    assert broker.up
+    reconnected = {e.client for e in events.of("reconnect") if e.at > 630}
+    assert {
+        "sensor-r1-1",
+        "sensor-r1-2",
+        "heater-r1",
+        "controller",
+        "recorder",
+    } <= reconnected
+    after = [e for e in events.of("command_done") if e.at > 640]
+    before = [e for e in events.of("command_done") if e.at < 600]
+    assert before and after and all(e.outcome == "ok" for e in after)
+    low, high = config.band
+    late = [e for e in events.of("room_temperature") if e.at > 900]
+    assert late and all(low <= e.temperature <= high for e in late)
