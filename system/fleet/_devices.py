@@ -50,7 +50,7 @@ async def run_heater(
     observer: Observer,
     data_dir: Path,
 ) -> None:
-    """The heater of ``room``: ``set`` {on} commands, its state as telemetry (persisted, so
+    """The heater of ``room``: ``set`` {on} (or ``on`` / ``off``) commands, its state as telemetry (persisted, so
     a restarted heater comes back in the state it was commanded to), and the room's true
     temperature reported to the observer."""
     app = make_app(name, broker_url, seed, observer, data_dir)
@@ -72,6 +72,14 @@ async def run_heater(
         await power.fire("on" if cmd.on else "off")
         room.set_heater(cmd.on)
         return HeaterState(room=room.name, on=cmd.on)
+
+    @device.command("on")
+    async def switch_on() -> HeaterState:
+        return await set_power(SetHeater(on=True))
+
+    @device.command("off")
+    async def switch_off() -> HeaterState:
+        return await set_power(SetHeater(on=False))
 
     @device.telemetry("state", interval=config.telemetry_interval)
     def state() -> HeaterState:

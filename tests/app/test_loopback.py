@@ -206,7 +206,7 @@ def test_system_up_on_a_taken_port_is_one_line_and_exit_2():
     assert len(err.splitlines()) == 1
 
 
-_COMMAND = '{"id":"%s","seq":%d,"ts":0,"source":"cli-user","kind":"request","correlation_id":"%s","data":{"on":true}}'
+_COMMAND = '{"id":"%s","seq":%d,"ts":0,"source":"cli-user","kind":"request","correlation_id":"%s"}'
 
 
 @pytest.mark.skipif(
@@ -278,7 +278,7 @@ def test_any_mqtt_client_can_watch_and_command_the_fleet(tmp_path):
                     "mosquitto_pub",
                     *mqtt,
                     "-t",
-                    "fleet/r1/heater/cmd/set",
+                    "fleet/r1/heater/cmd/on",
                     "-q",
                     "1",
                     "-m",
