@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import os
 import random
+import secrets
+import sys
+import uuid
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Iterator
 
@@ -42,19 +45,33 @@ class _VirtualTraveller(time_machine.Traveller):
         return world.epoch_ns + int(round(now * 1e9))
 
 
+_PLUMBING = frozenset(m.__file__ for m in (os, random, uuid, secrets) if m.__file__) | {__file__}
+
+
+def _consumer() -> str:
+    """The module that asked for randomness, past the standard library's plumbing."""
+    frame = sys._getframe(2)
+    while frame is not None and frame.f_code.co_filename in _PLUMBING:
+        frame = frame.f_back
+    return frame.f_globals.get("__name__", "?") if frame is not None else "?"
+
+
 @contextmanager
 def pinned(world: "World") -> Iterator[None]:
-    urandom_rng = world.streams("pins.urandom")
-    seeds = world.streams("pins.random")
+    # One stream per consuming module: a library that draws once, lazily, the first time it
+    # is used in a process (crypt does, at import) must not shift everybody else's draws, or
+    # the first run of a seed in a process would differ from the next.
+    streams = world.streams
+    seeds = streams("pins.random")
 
     def urandom(n: int) -> bytes:
-        return urandom_rng.randbytes(n)
+        return streams(f"pins.urandom:{_consumer()}").randbytes(n)
 
     original_seed = random.Random.seed
 
     def seed(self: random.Random, a: object = None, version: int = 2) -> None:
         if a is None:
-            a = seeds.getrandbits(64)
+            a = streams(f"pins.random:{_consumer()}").getrandbits(64)
         original_seed(self, a, version)  # type: ignore[arg-type]
 
     saved_state = random.getstate()

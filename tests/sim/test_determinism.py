@@ -113,3 +113,19 @@ def test_first_divergence_names_the_first_differing_event():
     diff = first_divergence(trace(1, b"abc").events, trace(1, b"abd").events)
     assert diff is not None and diff.left.kind == "send" and diff.left.t == pytest.approx(1.101, abs=0.01)
     assert "diverge at event" in str(diff)
+
+
+def test_the_first_run_of_a_seed_in_a_process_equals_the_next():
+    """Regression: a module drawing randomness once, lazily (crypt, imported by amqtt's broker
+    start), shifted every later draw of the first run in a process."""
+    program = r"""
+import json, logging
+logging.disable(logging.CRITICAL)
+from sim.runner import run_scenario
+from sim.scenario import load_scenario
+sc = load_scenario("smoke").model_copy(update={"duration": 5.0})
+print(json.dumps([run_scenario(sc, 1, keep_trace=False, plots=False).report["trace_hash"] for _ in range(2)]))
+"""
+    out = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120, check=True)
+    first, second = json.loads(out.stdout.strip().splitlines()[-1])
+    assert first == second
