@@ -33,6 +33,9 @@ __all__ = [
 ]
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     """Common fields: ``client`` is the reporting client's id, ``at`` the loop time."""
@@ -42,7 +45,12 @@ class Event:
     at: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {"event": self.name, **dataclasses.asdict(self)}
+        # Fields are scalars, so a shallow copy is the whole story; dataclasses.asdict's deep
+        # copy was a tenth of a 100-sensor simulation's time (every event is recorded).
+        names = _FIELD_NAMES.get(type(self))
+        if names is None:
+            names = _FIELD_NAMES[type(self)] = tuple(f.name for f in dataclasses.fields(self))
+        return {"event": self.name, **{n: getattr(self, n) for n in names}}
 
 
 @dataclass(frozen=True, slots=True)

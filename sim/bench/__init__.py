@@ -21,6 +21,8 @@ FIGURES: dict[str, str] = {
     "amqtt_burst": "sim.bench.amqtt_burst:figure",
     "broker_fixes": "sim.bench.broker_flavors:figure",
     "devices_10": "sim.bench.devices:figure",
+    "fleet_100": "sim.bench.fleet:compression",
+    "swarm_sweep": "sim.bench.fleet:sweep_rate",
     "proxy": "chaos.proxy._bench:figure",
 }
 
