@@ -1,5 +1,0 @@
-"""MQTT 3.1.1 conformance, areas: keepalive topics bad-input. Targets and known deviations: tests/conformance/_suite.py."""
-
-from tests.conformance._suite import make_tests
-
-globals().update(make_tests("keepalive", "topics", "bad-input"))
