@@ -4,7 +4,10 @@ Tasks, all on the caller's event loop (nothing here reads a clock other than ``l
 
 - the connection manager: connect, resubscribe, publish ``online``, wait for loss, back
   off with full jitter, repeat until stopped;
-- the receiver (one per connection): decode, dedup, answer pending requests, queue inbound;
+- the receiver (one per connection, from its first byte, in connection order): decode,
+  dedup, answer pending requests, queue inbound; amqtt acknowledges QoS 1 on arrival, so
+  what it received is handed over even when the connection's setup fails;
+- the watchdog (one per connection): pings, and drops a broker gone silent (slow is not silent);
 - the dispatcher: control band first, each matching handler in turn, failures contained;
 - the sender: control band first, one message at a time; a message whose connection
   dropped before the broker acknowledged it is kept and sent again after reconnect;
@@ -187,6 +190,7 @@ class BusClient:
         self._connected: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._receivers: set[asyncio.Task[Any]] = set()
+        self._receiver: asyncio.Task[None] | None = None  # the newest connection's
         self._sending: tuple[str, _Out] | None = None
         self._dispatching = False
         self._stopping = False
@@ -444,29 +448,34 @@ class BusClient:
                 self._fail("connect", exc)
                 continue
             self._emit(Connected, url=self.settings.address, attempt=attempt)
-            try:
-                await self._on_open(link)
-            except asyncio.CancelledError:
-                link.abort()
-                raise
-            except Exception as exc:
-                link.abort()
-                self._fail("connect", exc)
-                self._emit(Disconnected, reason=f"setup failed: {type(exc).__name__}: {exc}")
-                continue
-            if lost_at is not None:
-                self._counts["reconnects"] += 1
-                self._emit(Reconnected, attempts=attempt, downtime=self._now() - lost_at)
-            attempt = 0
+            # Both from the first byte: with a persistent session the broker sends queued
+            # messages before it answers SUBSCRIBE, amqtt acknowledges each on arrival, and
+            # the receiver is the only way they reach the application even if setup fails.
             if not self._stopping:
-                receiver = asyncio.create_task(self._receive_loop(link), name=f"bus-{self.client_id}-receive")
-                self._receivers.add(receiver)
-                receiver.add_done_callback(self._receivers.discard)
-            await self._set_link(link)
-            if not self._stopping:
-                self._set_state("connected")
+                self._start_receiver(link)
             watchdog = asyncio.create_task(self._watch(link), name=f"bus-{self.client_id}-watchdog")
             try:
+                try:
+                    await self._on_open(link)
+                except asyncio.CancelledError:
+                    link.abort()
+                    raise
+                except LinkClosed:
+                    link.abort()  # the cause (keep-alive, broker) was reported where it was seen
+                    self._emit(Disconnected, reason="setup failed: connection lost")
+                    continue
+                except Exception as exc:
+                    link.abort()
+                    self._fail("connect", exc)
+                    self._emit(Disconnected, reason=f"setup failed: {type(exc).__name__}: {exc}")
+                    continue
+                if lost_at is not None:
+                    self._counts["reconnects"] += 1
+                    self._emit(Reconnected, attempts=attempt, downtime=self._now() - lost_at)
+                attempt = 0
+                await self._set_link(link)
+                if not self._stopping:
+                    self._set_state("connected")
                 await link.closed()
             finally:
                 watchdog.cancel()
@@ -478,21 +487,39 @@ class BusClient:
                 self._set_state("reconnecting")
 
     async def _watch(self, link: Link) -> None:
-        """Ping every third of the keep-alive; a broker that does not answer within another
-        third is taken for gone (half-open TCP, crash, partition) and the link is dropped.
+        """Ping every third of the keep-alive; a broker from which nothing at all arrived in
+        the third after a PINGREQ is taken for gone (half-open TCP, crash, partition) and the
+        link is dropped.
+
+        Anything from the broker proves it alive, not only the PINGRESP: on a slow link the
+        PINGRESP queues behind the data the broker sent first, and dropping that link would
+        only make the broker send it all again. Pings go out every interval even while
+        earlier ones wait for their answer, so the broker hears from an otherwise quiet
+        client within its keep-alive.
 
         amqtt pings by itself only after ``keep_alive - 1`` idle seconds, never gives up
         waiting, and leaves its ping task unreferenced; pinging more often than that keeps
         its own pinger from ever starting.
         """
         interval = max(0.5, (self.settings.keep_alive - 1) / 3)
-        while True:
-            await asyncio.sleep(interval)
-            if not await link.ping(interval):
-                if link.is_open:
-                    self._fail("keepalive", TimeoutError(f"no PINGRESP within {interval}s; dropping the connection"))
-                link.abort()
-                return
+        pings: set[asyncio.Task[bool]] = set()
+        heard: int | None = None  # link.received when the last PINGREQ went out
+        try:
+            while True:
+                await asyncio.sleep(interval)
+                if heard is not None and link.received == heard:
+                    if link.is_open:
+                        silent = TimeoutError(f"nothing from the broker within {interval}s of a PINGREQ; dropping the connection")
+                        self._fail("keepalive", silent)
+                    link.abort()
+                    return
+                heard = link.received
+                ping = asyncio.create_task(link.ping(), name=f"bus-{self.client_id}-ping")
+                pings.add(ping)
+                ping.add_done_callback(pings.discard)
+        finally:
+            for ping in pings:
+                ping.cancel()
 
     async def _on_open(self, link: Link) -> None:
         stale = sorted(self._stale - self._subs.keys())
@@ -507,14 +534,12 @@ class BusClient:
         self._published(self.availability_topic, _Out(online, payload, 1, True, self._now()))
 
     async def _subscribe_on(self, link: Link, filters: list[tuple[str, int]]) -> list[str]:
-        """Subscribe; returns the filters the broker refused (each reported as a failure)."""
-        timeout = self.settings.connect_timeout
+        """Subscribe; returns the filters the broker refused (each reported as a failure).
+        ``TimeoutError`` if the broker read the SUBSCRIBE and never answered."""
         try:
-            codes = await asyncio.wait_for(link.subscribe(filters), timeout)
+            codes = await link.subscribe(filters)
         except LinkClosed:
             return []  # subscribed again on reconnect
-        except TimeoutError:
-            raise TimeoutError(f"no SUBACK within {timeout}s for {[f for f, _ in filters]}") from None
         refused = [pattern for (pattern, _), code in zip(filters, codes, strict=False) if code == 0x80]
         for pattern in refused:
             self._fail("subscribe", PermissionError(_refusal(pattern)), topic=pattern)
@@ -531,7 +556,19 @@ class BusClient:
 
     # -- receiving -----------------------------------------------------------------------
 
-    async def _receive_loop(self, link: Link) -> None:
+    def _start_receiver(self, link: Link) -> None:
+        receiver = asyncio.create_task(
+            self._receive_loop(link, after=self._receiver), name=f"bus-{self.client_id}-receive"
+        )
+        self._receiver = receiver
+        self._receivers.add(receiver)
+        receiver.add_done_callback(self._receivers.discard)
+
+    async def _receive_loop(self, link: Link, after: asyncio.Task[None] | None = None) -> None:
+        # The previous connection's receiver may still be handing over what amqtt
+        # acknowledged there; messages from this one wait, so each publisher's order holds.
+        if after is not None:
+            await asyncio.wait([after])
         while (msg := await link.receive()) is not None:
             await self._on_message(msg.topic, bytes(msg.data), msg.qos or 0, bool(msg.retain))
 

@@ -41,6 +41,12 @@ class BusSettings(BaseSettings):
     keep_alive: int = Field(10, ge=2)
     default_qos: int = Field(1, ge=0, le=1)
     connect_timeout: float = Field(10.0, gt=0)
+    ack_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="how long a SUBACK/PUBACK/UNSUBACK may take once the broker has read the request; "
+        "on a slow link the bus waits longer while the broker keeps sending",
+    )
     reconnect_initial: float = Field(0.1, gt=0)
     reconnect_max: float = Field(30.0, gt=0)
 

@@ -13,10 +13,7 @@ from sim.scenario import load_scenario, shipped
 
 SHORT = {"soak": 900.0}  # virtual seconds; the rest run as shipped
 # Bugs the harness found and that are not fixed yet: each must keep failing until it is.
-KNOWN = {
-    "slow-subscriber": "bus keep-alive watchdog drops a healthy but slow link (PINGRESP queued behind data), "
-    "reconnects time out on SUBACK, and QoS 1 messages are lost",
-}
+KNOWN: dict[str, str] = {}
 
 
 def test_the_shipped_scenarios_are_there():

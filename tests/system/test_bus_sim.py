@@ -8,11 +8,12 @@ is back. Virtual time makes the timing assertions exact and the run take millise
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 
 import pytest
 
-from system import BusClient, BusSettings, Event
+from system import BusClient, BusSettings, Event, Message
 from system.broker import EmbeddedBroker
 
 sim = pytest.importorskip("sim", reason="squall's simulated world (sim.World) is not available")
@@ -93,3 +94,99 @@ def test_same_seed_same_schedule() -> None:
 
     assert schedule(7) == schedule(7)
     assert schedule(7) != schedule(8)  # the jitter really comes from the seeded rng
+
+
+# -- a slow link is not a dead one ---------------------------------------------------------
+
+SLOW_RATE_KBS = 5  # Toxiproxy's bandwidth toxic, KB/s, broker -> recorder only
+READINGS, PER_SECOND, PAD = 240, 6, "x" * 2000  # 12 KB/s offered into a 5 KB/s link
+SLOW_AT, SLOW_FOR = 2.0, 80.0
+CUTS = [(20.0, 15.0), (50.0, 15.0)]  # (at, for) inside the slow window: long enough for the watchdog
+
+
+def _slow_run(seed: int, cuts: list[tuple[float, float]]) -> tuple[list[Event], list[int], float]:
+    """A sensor publishes QoS 1 readings; the recorder (persistent session, QoS 1) reads them
+    over a link that crawls for ``SLOW_FOR`` seconds, cut off entirely during ``cuts``.
+    Returns the recorder's events, the readings it got in arrival order, and the longest
+    delay between a reading's publish and its arrival."""
+    world = sim.World(seed=seed)
+    events: list[Event] = []
+    received: list[int] = []
+    sent_at: dict[int, float] = {}
+    lag = [0.0]
+    everything = asyncio.Event()
+
+    async def broker() -> None:
+        await EmbeddedBroker(host="broker", port=1883).start()
+        await asyncio.Event().wait()
+
+    async def sensor() -> None:
+        await asyncio.sleep(1.0)  # the recorder's session exists by then
+        settings = BusSettings(host="broker", port=1883, client_id="sensor", heartbeat_interval=0)
+        async with BusClient(settings, rng=random.Random(seed)) as bus:
+            for i in range(READINGS):
+                sent_at[i] = asyncio.get_running_loop().time()
+                await bus.publish("readings/r1", {"i": i, "pad": PAD})
+                await asyncio.sleep(1 / PER_SECOND)
+            await bus.flush(60)
+
+    def on_reading(msg: Message) -> None:
+        i = msg.data["i"]
+        received.append(i)
+        lag[0] = max(lag[0], asyncio.get_running_loop().time() - sent_at[i])
+        if len(set(received)) == READINGS:
+            everything.set()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        settings = BusSettings(
+            host="broker", port=1883, client_id="recorder", heartbeat_interval=0, keep_alive=KEEP_ALIVE
+        )
+        async with BusClient(settings, observer=events.append, rng=random.Random(seed)) as recorder:
+            await recorder.subscribe("readings/#", on_reading, qos=1)
+            await asyncio.sleep(SLOW_AT - loop.time())
+            toxic = world.add_toxic(
+                "main<->broker",
+                {"type": "bandwidth", "stream": "downstream", "attributes": {"rate": SLOW_RATE_KBS}},
+            )
+            for at, length in cuts:
+                await asyncio.sleep(at - loop.time())
+                world.partition("main", "broker")
+                await asyncio.sleep(length)
+                world.heal()
+            await asyncio.sleep(SLOW_AT + SLOW_FOR - loop.time())
+            world.remove_toxic("main<->broker", toxic.name)
+            with contextlib.suppress(TimeoutError):  # the assertions say what is missing
+                await asyncio.wait_for(everything.wait(), 600)
+
+    world.host("broker").spawn(broker)
+    world.host("sensor").spawn(sensor)
+    result = world.run(main, until=1200)
+    assert result.completed and not result.errors, result.errors
+    return events, received, lag[0]
+
+
+def test_a_slow_but_alive_link_is_kept_and_nothing_is_lost() -> None:
+    events, received, lag = _slow_run(seed=1, cuts=[])
+    # The backlog held the broker's PINGRESPs far longer than the keep-alive...
+    assert lag > 2 * KEEP_ALIVE
+    # ...yet the data arriving meanwhile proved the broker alive: no drop, no reconnect.
+    assert [e for e in events if e.name in ("error", "disconnect", "reconnect", "drop")] == []
+    assert received == list(range(READINGS))
+
+
+def test_reconnects_over_a_slow_link_lose_no_qos1_message() -> None:
+    events, received, _ = _slow_run(seed=1, cuts=CUTS)
+    # A truly silent broker is still dropped, once per cut, within a keep-alive. The second
+    # cut hits while the client is still setting up: the broker resends its backlog before
+    # it answers SUBSCRIBE, and amqtt acknowledges each message as it arrives.
+    silent = [e.at for e in events if e.name == "error" and e.where == "keepalive"]
+    assert len(silent) == len(CUTS)
+    assert all(at < t <= at + KEEP_ALIVE for t, (at, _) in zip(silent, CUTS, strict=True))
+    assert any(e.name == "disconnect" and e.reason.startswith("setup failed") for e in events)
+    # The late SUBACK and PUBACK were waited for, not taken for a dead link.
+    late = [e for e in events if e.name == "error" and ("SUBACK" in e.message or "PUBACK" in e.message)]
+    assert late == []
+    # What amqtt acknowledged, even on the connection whose setup failed, reached the
+    # handler; repeats the broker resent were dropped by id.
+    assert sorted(received) == list(range(READINGS))
