@@ -37,7 +37,7 @@ AMQTT_VIOLATIONS: dict[str, str] = {
     "MQTT_4_4_0_1_unacked_publish_resent_with_dup": "drops the in-flight PUBLISH on disconnect (issue 401)",
     "MQTT_4_4_0_1_unacked_pubrel_resent": "drops the in-flight PUBREL on disconnect",
     "MQTT_3_3_1_6_retained_only_to_matching_subscriptions": "on CONNECT sends retained messages matching other clients' subscriptions",
-    "MQTT_3_3_1_9_retain_flag_0_on_established_subscription": "anonymous session: queued message lost (RETAIN=1 when queued)",
+    "MQTT_3_3_1_9_retain_flag_0_on_established_subscription": "a message for a reconnecting subscriber goes out with RETAIN=1 (by the on-CONNECT retained push)",
     "MQTT_3_8_4_6_retained_qos_is_min": "sends a retained QoS 0 message at the subscription's QoS",
     "MQTT_3_1_2_24_keepalive_silence_disconnects": "ignores the keepalive read timeout: never disconnects",
     "MQTT_3_1_2_8_will_published_on_keepalive_timeout": "never disconnects a silent client, so no will",
