@@ -23,8 +23,9 @@ Installed with squall (entry point ``pytest11: squall``), so nothing to configur
 - ``squall_broker``: that broker (`SimBroker`); ``await squall_broker.ready()`` before connecting.
 - ``squall_seed``: the seed. ``@pytest.mark.squall_seeds(n)`` runs the test for seeds 1..n
   (or a list, or ``"1-5,9"``); ``--squall-seeds A-B`` overrides every marker.
-- ``@pytest.mark.squall_broker(flavor="amqtt", users=..., acl=...)`` picks the broker (stock
-  amqtt shows its spec bugs); ``squall_broker(None)`` spawns none. ``@pytest.mark.squall_world(latency=...)``
+- ``@pytest.mark.squall_broker(flavor="amqtt", durable=False, users=..., acl=...)`` picks the
+  broker (stock amqtt shows its spec bugs; durable: sessions survive a crash of host "broker",
+  the default, as in scenarios); ``squall_broker(None)`` spawns none. ``@pytest.mark.squall_world(latency=...)``
   passes options to `World`. Parametrize ``squall_flavor`` to run both flavors.
 - A failing seed's report has a ``squall`` section: the seed, the world's virtual time and
   task errors, and the one command that replays exactly that seed.
@@ -70,13 +71,19 @@ _broker_key = pytest.StashKey["SimBroker | None"]()
 
 @dataclass
 class SimBroker:
-    """The embedded broker running on host ``"broker"`` of a simulated world."""
+    """The embedded broker running on host ``"broker"`` of a simulated world.
+
+    ``durable`` (the default, as in scenarios): after ``world.crash("broker")`` and
+    ``world.restart("broker")`` the squall flavor finds its sessions and retained messages
+    again, as a broker with durable storage would; otherwise it restarts empty.
+    """
 
     flavor: str = "squall"
+    durable: bool = True
     host: str = BROKER_HOST
     port: int = BROKER_PORT
     options: dict[str, Any] = field(default_factory=dict)
-    broker: "EmbeddedBroker | None" = None  # the running instance (a new one after each restart)
+    broker: "EmbeddedBroker | None" = None
     _up: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     @property
@@ -84,30 +91,49 @@ class SimBroker:
         return f"mqtt://{self.host}:{self.port}"
 
     async def ready(self, timeout: float = 30.0) -> str:
-        """Wait (virtual seconds) until the broker listens, and return its URL."""
+        """Wait (virtual seconds) until the broker listens, and return its URL.
+
+        Right after ``world.restart("broker")`` this waits for the restarted broker.
+        """
+        await asyncio.sleep(0)  # let a broker restarted just now begin, so it is not mistaken for the old one
         await asyncio.wait_for(self._up.wait(), timeout)
         return self.url
 
     async def _serve(self) -> None:
-        # The host's entry point: a restart after world.crash("broker") runs it again, with
-        # fresh memory, as a real process would.
+        # The host's entry point, run again by each restart: one EmbeddedBroker object stands
+        # for the broker's disk, the same way the scenario runner models it.
+        from sim.runner import _salvage
         from system.broker import EmbeddedBroker
 
         self._up.clear()
-        self.broker = EmbeddedBroker(host="0.0.0.0", port=self.port, flavor=self.flavor, **self.options)  # type: ignore[arg-type]
+        if self.broker is None:
+            self.broker = EmbeddedBroker(host="0.0.0.0", port=self.port, flavor=self.flavor, **self.options)  # type: ignore[arg-type]
+        elif self.durable:
+            _salvage(self.broker)
+        else:
+            self.broker.forget()
+        self.broker._broker = None  # the crashed instance died with its host
         await self.broker.start()
         self._up.set()
         await asyncio.Event().wait()
 
 
-def world_with_broker(seed: int, flavor: str | None = "squall", *, broker_options: dict[str, Any] | None = None, **world_options: Any) -> tuple["World", SimBroker | None]:
-    """A fresh World(seed) with the embedded broker spawned on host "broker" (none if flavor is None)."""
-    from sim import World
+def world_with_broker(
+    seed: int, flavor: str | None = "squall", *, durable: bool = True, broker_options: dict[str, Any] | None = None, **world_options: Any
+) -> tuple["World", SimBroker | None]:
+    """A fresh World(seed) with the embedded broker spawned on host "broker" (none if flavor is None).
 
+    ``broker_options`` go to `EmbeddedBroker` (users, acl, ...), ``world_options`` to `World`.
+    """
+    from sim import World
+    from system.broker.embedded import FLAVORS
+
+    if flavor is not None and flavor not in FLAVORS:
+        raise ValueError(f"broker flavor must be one of {', '.join(FLAVORS)} or None for no broker (got {flavor!r})")
     world = World(seed=seed, **world_options)
     if flavor is None:
         return world, None
-    broker = SimBroker(flavor=flavor, options=dict(broker_options or {}))
+    broker = SimBroker(flavor=flavor, durable=durable, options=dict(broker_options or {}))
     world.host(broker.host).spawn(broker._serve)
     return world, broker
 
@@ -147,7 +173,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "squall_seeds(n_or_seeds): run the test once per seed (1..n, a list, or '1-5,9')")
-    config.addinivalue_line("markers", "squall_broker(flavor='squall', **options): the broker squall_world starts (None: no broker)")
+    config.addinivalue_line("markers", "squall_broker(flavor='squall', durable=True, **options): the broker squall_world starts (None: no broker)")
     config.addinivalue_line("markers", "squall_world(**options): keyword arguments for the test's sim.World")
     config.pluginmanager.register(_FailedSeeds(), "squall-failed-seeds")
     text = config.getoption("--squall-seeds")
@@ -246,11 +272,12 @@ def squall_flavor(request: pytest.FixtureRequest) -> str | None:
 def squall_world(request: pytest.FixtureRequest, squall_seed: int, squall_flavor: str | None) -> "World":
     """A fresh simulated world seeded with the test's seed, the embedded broker on host "broker"."""
     broker_marker = request.node.get_closest_marker("squall_broker")
-    broker_options = {k: v for k, v in (broker_marker.kwargs if broker_marker else {}).items() if k != "flavor"}
+    broker_options = {k: v for k, v in (broker_marker.kwargs if broker_marker else {}).items() if k not in ("flavor", "durable")}
+    durable = bool(broker_marker.kwargs.get("durable", True)) if broker_marker else True
     world_marker = request.node.get_closest_marker("squall_world")
     world_options = dict(world_marker.kwargs) if world_marker else {}
     try:
-        world, broker = world_with_broker(squall_seed, squall_flavor, broker_options=broker_options, **world_options)
+        world, broker = world_with_broker(squall_seed, squall_flavor, durable=durable, broker_options=broker_options, **world_options)
     except (TypeError, ValueError) as exc:
         pytest.fail(f"squall_world: bad squall_world/squall_broker marker options: {exc}", pytrace=False)
     request.node.stash[_world_key] = world

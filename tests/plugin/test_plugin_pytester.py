@@ -142,12 +142,17 @@ def test_bare_world(squall_world):
 @pytest.mark.squall_broker(None)
 def test_asks_for_a_broker_it_turned_off(squall_broker):
     pass
+
+@pytest.mark.squall_broker("mosquito")
+def test_misspelt_flavor(squall_world):
+    pass
 """
     )
     result = pytester.runpytest("-v")
-    result.assert_outcomes(passed=3, errors=1)
+    result.assert_outcomes(passed=3, errors=2)
     result.stdout.fnmatch_lines(["*test_both[[]seed=1-squall[]] PASSED*", "*test_both[[]seed=1-amqtt[]] PASSED*"])
     assert "asked for no broker" in result.stdout.str()
+    assert "broker flavor must be one of squall, amqtt or None for no broker (got 'mosquito')" in result.stdout.str()
 
 
 def test_task_errors_in_the_world_show_in_the_failure_report(pytester: pytest.Pytester) -> None:

@@ -100,3 +100,40 @@ def test_any_fault_schedule_replays_to_the_same_trace(seed: int, schedule: Sched
         return world.trace.hash
 
     assert run() == run()
+
+
+def _queued_message_after_broker_crash(world: World, broker: SimBroker) -> bytes | None:
+    """A QoS 1 message queued for an offline persistent session, then the broker host crashes."""
+
+    async def main() -> bytes | None:
+        await broker.ready()
+        sub = MQTTClient(client_id="sub", config={"auto_reconnect": False})
+        await sub.connect(broker.url, cleansession=False)
+        await sub.subscribe([(TOPIC, 1)])
+        await sub.disconnect()
+        pub = MQTTClient(client_id="pub", config={"auto_reconnect": False})
+        await pub.connect(broker.url)
+        await pub.publish(TOPIC, b"queued while away", qos=1)
+        await pub.disconnect()
+        world.crash("broker")
+        await asyncio.sleep(5)
+        world.restart("broker")
+        await broker.ready()
+        sub = MQTTClient(client_id="sub", config={"auto_reconnect": False})
+        await sub.connect(broker.url, cleansession=False)
+        try:
+            msg = await asyncio.wait_for(sub.deliver_message(), timeout=10)
+            return bytes(msg.data)
+        except asyncio.TimeoutError:
+            return None
+
+    return world.run(main, until=120).value
+
+
+def test_the_broker_keeps_persistent_sessions_across_a_crash_by_default(squall_world: World, squall_broker: SimBroker) -> None:
+    assert _queued_message_after_broker_crash(squall_world, squall_broker) == b"queued while away"
+
+
+@pytest.mark.squall_broker(durable=False)
+def test_a_broker_without_durable_storage_restarts_empty(squall_world: World, squall_broker: SimBroker) -> None:
+    assert _queued_message_after_broker_crash(squall_world, squall_broker) is None
