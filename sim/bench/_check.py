@@ -5,6 +5,10 @@ measurements taken in the same run, so it holds across machines and load far bet
 absolute figure does. Higher is better for every one of them, and a ratio more than the
 baseline's tolerance (10%) below its baseline value fails the check (exit 1).
 
+Timing noise on a shared machine mostly pulls figures down, so a ratio that looks regressed
+is measured again (``ATTEMPTS`` in all) and its best value counts: a real regression stays
+down every time, a busy moment does not.
+
 `squall bench --update-baseline` writes the ratios of this run as the new baseline (with
 ``--only``, just those figures are replaced).
 """
@@ -22,6 +26,7 @@ from sim.errors import BadInput
 
 DEFAULT_BASELINE = Path(__file__).with_name("baseline.json")
 TOLERANCE = 0.10
+ATTEMPTS = 3  # measurements of a figure before a regression counts
 Figures = Mapping[str, Mapping[str, Any]]
 
 
@@ -70,6 +75,16 @@ def compare(baseline: Figures, figures: Figures, tolerance: float = TOLERANCE) -
                 status = "ok"
             rows.append(Row(name, measure, base, value, status))
     return rows
+
+
+def best_of(a: Figures, b: Figures) -> dict[str, dict[str, Any]]:
+    """Both runs' figures, each gated ratio at its better (higher) value."""
+    out = {name: dict(measures) for name, measures in a.items()}
+    for name, measures in b.items():
+        mine = out.setdefault(name, {})
+        for key, value in measures.items():
+            mine[key] = max(mine[key], value) if gated(key) and key in mine else mine.get(key, value)
+    return out
 
 
 def load_baseline(path: Path) -> dict[str, Any]:
@@ -131,14 +146,19 @@ def run_check(*, baseline: Path | None, json_out: Path | None, only: str | None,
     if previous is not None and not update and bool(previous.get("quick", False)) != quick:
         recorded = "with --quick" if previous.get("quick") else "without --quick"
         raise BadInput(f"bench baseline {path} was recorded {recorded}: check the same way, or record another baseline with --update-baseline --baseline FILE")
-    with tempfile.TemporaryDirectory(prefix="squall-bench-") as tmp:
-        out = json_out or Path(tmp) / "bench.json"
-        code = run_bench(json_out=out, only=only, quick=quick)
-        figures = json.loads(out.read_text())["figures"]
-    if code:
-        return code
     console = Console()
+
+    def measure(names: str | None) -> dict[str, dict[str, Any]]:
+        with tempfile.TemporaryDirectory(prefix="squall-bench-") as tmp:
+            out = Path(tmp) / "bench.json"
+            run_bench(json_out=out, only=names, quick=quick)
+            return json.loads(out.read_text())["figures"]
+
+    figures = measure(only)
     if update:
+        for attempt in range(2, ATTEMPTS + 1):  # the baseline is a best-of too, as the checks are
+            console.print(f"measuring again for the baseline (attempt {attempt} of {ATTEMPTS}) ...")
+            figures = best_of(figures, measure(only))
         doc = baseline_doc(figures, quick, previous)
         path.write_text(json.dumps(doc, indent=2) + "\n")
         console.print(f"bench baseline written: {path} ({sum(len(v) for v in doc['figures'].values())} ratios)")
@@ -146,6 +166,16 @@ def run_check(*, baseline: Path | None, json_out: Path | None, only: str | None,
     assert previous is not None
     tolerance = float(previous.get("tolerance", TOLERANCE))
     rows = compare(previous["figures"], figures, tolerance)
+    for attempt in range(2, ATTEMPTS + 1):
+        suspects = sorted({r.figure for r in rows if r.status == "regressed"})
+        if not suspects:
+            break
+        console.print(f"measuring {', '.join(suspects)} again to confirm (attempt {attempt} of {ATTEMPTS}) ...")
+        figures = best_of(figures, measure(",".join(suspects)))
+        rows = compare(previous["figures"], figures, tolerance)
+    if json_out is not None:
+        doc = {"python": platform.python_version(), "machine": platform.machine(), "quick": quick, "figures": figures}
+        json_out.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
     console.print(render(rows, tolerance))
     failed = [r for r in rows if r.failed]
     for r in failed:
