@@ -49,300 +49,29 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from amqtt.adapters import ReaderAdapter, WriterAdapter
 from amqtt.broker import Broker, RetainedApplicationMessage
-from amqtt.contexts import Action, ListenerConfig
-from amqtt.errors import AMQTTError, MQTTError, NoDataError
-from amqtt.events import BrokerEvents, MQTTEvents
-from amqtt.mqtt import packet_class
-from amqtt.mqtt.constants import QOS_0, QOS_1, QOS_2
+from amqtt.contexts import Action
+from amqtt.errors import MQTTError, NoDataError
+from amqtt.events import BrokerEvents
+from amqtt.mqtt.constants import QOS_1, QOS_2
 from amqtt.mqtt.disconnect import DisconnectPacket
-from amqtt.mqtt.packet import (
-    CONNECT,
-    DISCONNECT,
-    PINGREQ,
-    PUBACK,
-    PUBCOMP,
-    PUBLISH,
-    PUBREC,
-    PUBREL,
-    SUBSCRIBE,
-    UNSUBSCRIBE,
-    MQTTFixedHeader,
-)
+from amqtt.mqtt.packet import CONNECT, MQTTFixedHeader
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
-from amqtt.mqtt.protocol.handler import ProtocolHandler
-from amqtt.mqtt.pubcomp import PubcompPacket
-from amqtt.mqtt.publish import PublishPacket
-from amqtt.mqtt.pubrec import PubrecPacket
-from amqtt.mqtt.pubrel import PubrelPacket
-from amqtt.session import INCOMING, ApplicationMessage, IncomingApplicationMessage, OutgoingApplicationMessage, Session
+from amqtt.session import ApplicationMessage, Session
 from amqtt.utils import gen_client_id
+
+from system.broker._handler import SquallHandler
+from system.broker._validate import BytesReader, read_body
 
 _log = logging.getLogger(__name__)
 
 _CONNECT_TIMEOUT = 30.0  # a connection that never sends CONNECT is closed after this
-_KEEPALIVE_GRACE = 1.5  # [MQTT-3.1.2-24]
 _TAKEOVER_TIMEOUT = 10.0
-_MAX_PACKET = 16 * 1024 * 1024  # a larger packet closes the connection rather than filling memory
-
-
-def _header_violation(header: MQTTFixedHeader) -> str | None:
-    """Why a fixed header is malformed, or None. [MQTT-2.2.2-2], [MQTT-3.3.1-4]."""
-    t, flags = header.packet_type, header.flags
-    if t == PUBLISH:
-        return "PUBLISH with QoS 3" if (flags >> 1) & 3 == 3 else None
-    if t in (SUBSCRIBE, UNSUBSCRIBE, PUBREL):
-        return None if flags == 0x02 else f"packet type {t} with flags {flags:04b}, must be 0010"
-    return None if flags == 0 else f"packet type {t} with flags {flags:04b}, must be 0000"
-
-
-class _PrefixedReader(ReaderAdapter):
-    """Hands back bytes already read (the CONNECT's fixed header) before the stream's own."""
-
-    def __init__(self, prefix: bytes, inner: ReaderAdapter) -> None:
-        self._prefix = prefix
-        self._inner = inner
-
-    async def read(self, n: int = -1) -> bytes:
-        if self._prefix:
-            head, self._prefix = (self._prefix, b"") if n < 0 or n >= len(self._prefix) else (self._prefix[:n], self._prefix[n:])
-            rest = b"" if n < 0 or len(head) == n else await self._inner.read(n - len(head))
-            return head + rest
-        return await self._inner.read(n)
-
-    def feed_eof(self) -> None:
-        self._inner.feed_eof()
-
-
-class _BytesReader(ReaderAdapter):
-    """A packet body already read off the wire, handed to amqtt's decoders."""
-
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-
-    async def read(self, n: int = -1) -> bytes:
-        n = len(self._data) if n < 0 else n
-        if n > len(self._data):
-            raise NoDataError("packet body shorter than its fields")
-        head, self._data = self._data[:n], self._data[n:]
-        return head
-
-    def feed_eof(self) -> None:
-        pass
-
-
-def _check_body(ptype: int, flags: int, body: bytes) -> None:
-    """Raise ValueError for what amqtt's decoders let through: ill-formed UTF-8 or U+0000 in a
-    string [MQTT-1.5.3-1, -2] (amqtt turns bad UTF-8 into the ``repr`` of the bytes), a packet
-    id of 0 [MQTT-2.3.1-1], SUBSCRIBE/UNSUBSCRIBE without filters [MQTT-3.8.3-3, 3.10.3-2], a
-    requested QoS with reserved bits [MQTT-3.8.3-4], and CONNECT will flags that contradict
-    each other [MQTT-3.1.2-13, -14, -15]."""
-
-    def string(off: int) -> int:
-        n = int.from_bytes(body[off : off + 2], "big")
-        raw = body[off + 2 : off + 2 + n]
-        if off + 2 > len(body) or len(raw) < n:
-            raise ValueError("string field runs past the end of the packet")
-        if "\x00" in raw.decode("utf-8"):
-            raise ValueError("U+0000 in a string field")
-        return off + 2 + n
-
-    def packet_id(off: int) -> None:
-        if int.from_bytes(body[off : off + 2], "big") == 0:
-            raise ValueError("packet identifier 0")
-
-    if ptype == PUBLISH:
-        off = string(0)
-        if (flags >> 1) & 3:
-            packet_id(off)
-    elif ptype in (SUBSCRIBE, UNSUBSCRIBE):
-        packet_id(0)
-        if len(body) <= 2:
-            raise ValueError("SUBSCRIBE/UNSUBSCRIBE without a topic filter")
-        off = 2
-        while off < len(body):
-            off = string(off)
-            if ptype == SUBSCRIBE:
-                if off >= len(body) or body[off] > 2:
-                    raise ValueError("SUBSCRIBE requested QoS missing or with reserved bits set")
-                off += 1
-    elif ptype == CONNECT:
-        off = string(0)
-        connect_flags = body[off + 1] if off + 1 < len(body) else 0
-        will, will_qos = connect_flags & 0x04, (connect_flags >> 3) & 3
-        if will_qos == 3 or (not will and connect_flags & 0x38):
-            raise ValueError("CONNECT will QoS/retain inconsistent with the will flag")
-        off = string(off + 4)  # client id
-        if will:
-            off = string(off)  # will topic
-            off += 2 + int.from_bytes(body[off : off + 2], "big")  # will message: binary
-        if connect_flags & 0x80:
-            string(off)  # user name; the password is binary data
-
-
-async def _read_body(reader: ReaderAdapter, header: MQTTFixedHeader) -> bytes:
-    if header.remaining_length > _MAX_PACKET:
-        raise ValueError(f"packet of {header.remaining_length} bytes exceeds the {_MAX_PACKET}-byte limit")
-    body = await reader.read(header.remaining_length) if header.remaining_length else b""
-    _check_body(header.packet_type, header.flags, body)
-    return body
-
-
-class SquallHandler(BrokerProtocolHandler):
-    """amqtt's broker-side protocol handler with squall's delivery and input fixes."""
-
-    def __init__(self, *args: Any, **kw: Any) -> None:
-        super().__init__(*args, **kw)
-        self.squall_stopped = False
-        self.squall_done = asyncio.Event()  # set once the broker has finished with this connection
-
-    # ---- the disconnect waiter: created before the reader runs, resolved once, never discarded.
-    # amqtt creates it after the reader started and resets it to None once resolved, so a
-    # DISCONNECT read early (CONNECT and DISCONNECT in one segment) reads back as "no
-    # DISCONNECT" and the will is published [MQTT-3.1.2-10].
-
-    async def start(self) -> None:
-        if self._disconnect_waiter is None:
-            self._disconnect_waiter = asyncio.get_running_loop().create_future()
-        await ProtocolHandler.start(self)  # not BrokerProtocolHandler.start: it replaces a resolved waiter
-
-    async def handle_disconnect(self, disconnect: DisconnectPacket | None) -> None:
-        if self._disconnect_waiter is not None and not self._disconnect_waiter.done():
-            self._disconnect_waiter.set_result(disconnect)
-
-    async def stop(self) -> None:
-        self.squall_stopped = True
-        waiter = self._disconnect_waiter
-        await ProtocolHandler.stop(self)
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-        while not self._pending_subscriptions.empty():
-            self._pending_subscriptions.get_nowait()
-        while not self._pending_unsubscriptions.empty():
-            self._pending_unsubscriptions.get_nowait()
-
-    async def _retry_deliveries(self) -> None:
-        """Re-sending is scheduled by the broker once the session is connected (``resend_inflight``)."""
-
-    def resend_inflight(self) -> list[asyncio.Task[None]]:
-        """[MQTT-4.4.0-1] re-send unacknowledged PUBLISH (DUP=1) and PUBREL, in their original order."""
-        assert self.session is not None
-        return [asyncio.ensure_future(self._handle_message_flow(m)) for m in list(self.session.inflight_out.values())]
-
-    # ---- outgoing flows: a message leaves the session only when acknowledged
-
-    async def _wait(self, waiters: dict[int, asyncio.Future[Any]], pid: int, packet: Any) -> Any:
-        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        waiters[pid] = waiter
-        try:
-            await self._send_packet(packet)
-            if self.squall_stopped:  # the connection is gone: keep the message for the next one
-                raise asyncio.CancelledError
-            return await waiter
-        finally:
-            if waiters.get(pid) is waiter:
-                del waiters[pid]
-
-    async def _handle_qos1_message_flow(self, app_message: Any) -> None:
-        if app_message.direction == INCOMING:
-            await super()._handle_qos1_message_flow(app_message)
-            return
-        assert self.session is not None
-        pid = app_message.packet_id
-        self.session.inflight_out[pid] = app_message
-        packet = app_message.build_publish_packet(dup=app_message.publish_packet is not None)
-        app_message.publish_packet = packet
-        app_message.puback_packet = await self._wait(self._puback_waiters, pid, packet)
-        self.session.inflight_out.pop(pid, None)
-
-    async def _handle_qos2_message_flow(self, app_message: Any) -> None:
-        if app_message.direction == INCOMING:  # handled by handle_publish / handle_pubrel
-            return
-        assert self.session is not None
-        pid = app_message.packet_id
-        self.session.inflight_out[pid] = app_message
-        if app_message.pubrec_packet is None:
-            packet = app_message.build_publish_packet(dup=app_message.publish_packet is not None)
-            app_message.publish_packet = packet
-            app_message.pubrec_packet = await self._wait(self._pubrec_waiters, pid, packet)
-        app_message.pubrel_packet = PubrelPacket.build(pid)
-        app_message.pubcomp_packet = await self._wait(self._pubcomp_waiters, pid, app_message.pubrel_packet)
-        self.session.inflight_out.pop(pid, None)
-
-    # ---- incoming QoS 2: store on PUBLISH, deliver on PUBREL, always answer [MQTT-4.3.3-2]
-
-    async def handle_publish(self, publish_packet: PublishPacket) -> None:
-        assert self.session is not None
-        if publish_packet.qos != QOS_2:
-            await super().handle_publish(publish_packet)
-            return
-        pid = publish_packet.packet_id
-        if pid not in self.session.inflight_in:
-            msg = IncomingApplicationMessage(
-                pid, publish_packet.topic_name, QOS_2, publish_packet.data, publish_packet.retain_flag
-            )
-            msg.publish_packet = publish_packet
-            self.session.inflight_in[pid] = msg
-        await self._send_packet(PubrecPacket.build(pid))
-
-    async def handle_pubrel(self, pubrel: PubrelPacket) -> None:
-        assert self.session is not None
-        msg = self.session.inflight_in.pop(pubrel.packet_id, None)
-        if msg is not None:
-            msg.pubrel_packet = pubrel
-            await self.session.delivered_message_queue.put(msg)
-        await self._send_packet(PubcompPacket.build(pubrel.packet_id))
-
-    # ---- the reader: malformed input closes the connection; keepalive enforced at 1.5x
-
-    async def _reader_loop(self) -> None:  # noqa: C901 - one dispatch table, kept in one place
-        assert self.session is not None and self._reader_ready is not None
-        keepalive = self.session.keep_alive * _KEEPALIVE_GRACE if self.session.keep_alive > 0 else None
-        handlers = {
-            PUBLISH: self.handle_publish, PUBACK: self.handle_puback, PUBREC: self.handle_pubrec,
-            PUBREL: self.handle_pubrel, PUBCOMP: self.handle_pubcomp, SUBSCRIBE: self.handle_subscribe,
-            UNSUBSCRIBE: self.handle_unsubscribe, PINGREQ: self.handle_pingreq,
-        }
-        why = "end of stream"
-        self._reader_ready.set()
-        try:
-            while self.reader is not None:
-                try:
-                    header = await asyncio.wait_for(MQTTFixedHeader.from_stream(self.reader), keepalive)
-                except asyncio.TimeoutError:
-                    why = f"silent for 1.5 x keepalive ({keepalive} s)"
-                    break
-                if header is None:
-                    break
-                why = _header_violation(header) or ""
-                if why or header.packet_type not in handlers and header.packet_type != DISCONNECT:
-                    why = why or f"packet type {header.packet_type} not allowed from a client"
-                    break
-                body = await _read_body(self.reader, header)
-                packet = await packet_class(header).from_stream(_BytesReader(body), fixed_header=header)
-                await self.plugins_manager.fire_event(MQTTEvents.PACKET_RECEIVED, packet=packet, session=self.session)
-                if header.packet_type == DISCONNECT:
-                    await self.handle_disconnect(packet)
-                    why = "DISCONNECT"
-                    break
-                if header.packet_type == PUBLISH and (
-                    not packet.topic_name or "+" in packet.topic_name or "#" in packet.topic_name
-                ):
-                    why = f"PUBLISH topic name {packet.topic_name!r} [MQTT-4.7.1-1] [MQTT-4.7.3-1]"
-                    break
-                await handlers[header.packet_type](packet)
-        except asyncio.CancelledError:
-            why = "stopped"
-        except Exception as exc:  # noqa: BLE001 - any malformed input ends this connection only
-            why = f"malformed input: {exc!r}"
-        _log.debug("%s: closing connection: %s", self.session.client_id if self.session else None, why)
-        await self.handle_connection_closed()
-        self._reader_stopped.set()
-        await self.stop()
 
 
 @dataclass
@@ -376,9 +105,9 @@ class SquallBroker(Broker):
                 raise NoDataError("connection closed before CONNECT")
             if header.packet_type != CONNECT:  # [MQTT-3.1.0-1]
                 raise MQTTError(f"first packet is type {header.packet_type}, not CONNECT")
-            body = await _read_body(reader, header)
+            body = await read_body(reader, header)
             handler, session = await SquallHandler.init_from_connect(
-                _PrefixedReader(header.to_bytes(), _BytesReader(body)), writer, self.plugins_manager
+                BytesReader(header.to_bytes() + body), writer, self.plugins_manager
             )
         except Exception as exc:  # noqa: BLE001 - a malformed CONNECT closes this connection only
             try:
@@ -423,7 +152,7 @@ class SquallBroker(Broker):
         if isinstance(handler, SquallHandler):
             try:
                 await asyncio.wait_for(handler.squall_done.wait(), _TAKEOVER_TIMEOUT)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 _log.warning("take-over of %s: old connection did not finish in time", client_id)
 
     async def _handle_client_session(
@@ -499,8 +228,6 @@ class SquallBroker(Broker):
 
     async def _session_monitor(self) -> None:
         """Only session expiry, when configured: clean sessions go at disconnect, persistent ones stay."""
-        import time
-
         while True:
             interval = self.config.session_expiry_interval
             if interval is not None:
@@ -610,6 +337,4 @@ class SquallBroker(Broker):
                 self._subscriptions.setdefault(f, []).append((session, q))
 
 
-__all__ = ["BrokerState", "SquallBroker", "SquallHandler"]
-# Kept importable for readers cross-checking against amqtt's own names.
-_ = (OutgoingApplicationMessage, QOS_0, ListenerConfig, AMQTTError)
+__all__ = ["BrokerState", "SessionState", "SquallBroker", "SquallHandler"]

@@ -79,7 +79,7 @@ def conformance(against: str | None, flavor: str, only: str | None = None, seed:
             try:
                 _, writer = await asyncio.wait_for(asyncio.open_connection(*address), 10)
                 writer.close()
-            except (OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError) as exc:
                 raise UsageError(f"no broker answers at {against} ({exc!r}); start one or fix --against") from None
             target = Target(*address, name=against or "", username=name or None, password=password or None,
                             denied_filter=denied_filter)
@@ -98,7 +98,7 @@ def conformance(against: str | None, flavor: str, only: str | None = None, seed:
     try:
         outcomes = asyncio.run(main())
     finally:
-        for lg, level in zip(quiet, levels):
+        for lg, level in zip(quiet, levels, strict=True):
             lg.setLevel(level)
     if not outcomes:
         raise UsageError(f"--only {only!r} matches no statement; names look like MQTT_3_1_2_4_clean_session_0_...")

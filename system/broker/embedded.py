@@ -19,7 +19,6 @@ patterns it may subscribe and publish to; a denied subscription gets SUBACK 0x80
 from __future__ import annotations
 
 import asyncio
-
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -134,7 +133,7 @@ class EmbeddedBroker:
         """Drop the state a stopped broker would carry into its next start."""
         self._saved = None
 
-    async def __aenter__(self) -> "EmbeddedBroker":
+    async def __aenter__(self) -> EmbeddedBroker:
         await self.start()
         return self
 

@@ -42,7 +42,7 @@ class _BrokerThread:
         self.broker = EmbeddedBroker("127.0.0.1", 0, flavor=flavor)  # type: ignore[arg-type]
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 
-    def __enter__(self) -> "_BrokerThread":
+    def __enter__(self) -> _BrokerThread:
         self.thread.start()
         asyncio.run_coroutine_threadsafe(self.broker.start(), self.loop).result(30)
         return self

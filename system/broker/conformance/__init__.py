@@ -3,7 +3,13 @@
 Shared by the pytest suite (tests/conformance) and ``squall broker --conformance``.
 """
 
-from system.broker.conformance._registry import STATEMENTS, Outcome, Statement, Target, run_check
+from system.broker.conformance._registry import (
+    STATEMENTS,
+    Outcome,
+    Statement,
+    Target,
+    run_check,
+)
 from system.broker.conformance._runner import format_table, run_suite
 
 __all__ = ["STATEMENTS", "Outcome", "Statement", "Target", "format_table", "run_check", "run_suite"]

@@ -157,7 +157,7 @@ async def _queues_while_away(ctx: Ctx, creds: bool) -> None:
     await pub.publish(ctx.topic("t"), b"q1", qos=1)
     await pub.publish(ctx.topic("t"), b"q2", qos=2, pid=2)
     a = await ctx.client("a", clean=False, creds=creds)
-    got = []
+    got: list[bytes] = []
     try:
         while len(got) < 2:
             p = await a.recv(PUBLISH)
@@ -270,7 +270,7 @@ async def _order(ctx: Ctx) -> None:
         await pub.send(publish_bytes(ctx.topic("t"), b"%d" % i, qos=1, pid=i + 1))
     for _ in range(n):
         await pub.recv(PUBACK)
-    got = []
+    got: list[int] = []
     while len(got) < n:
         p = await s.recv(PUBLISH)
         await s.ack(p)
@@ -288,7 +288,7 @@ async def _order_reconnect(ctx: Ctx) -> None:
     for i in range(n):
         await pub.publish(ctx.topic("t"), b"%d" % i, qos=1, pid=i + 1)
     s = await ctx.client("s", clean=False)
-    got = []
+    got: list[int] = []
     try:
         while len(got) < n:
             p = await s.recv(PUBLISH)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
 
 from system.broker.conformance._wire import Closed, RawClient
 
@@ -115,7 +115,6 @@ class Ctx:
         ack = await c.connect(self.cid(name), clean=clean, **kw)
         if ack.return_code != 0:
             raise Fail(f"CONNECT of {name} refused with return code {ack.return_code}")
-        c.session_present = ack.session_present  # type: ignore[attr-defined]
         return c
 
     async def leave(self, c: RawClient) -> None:
@@ -155,7 +154,7 @@ async def run_check(st: Statement, target: Target, rng: random.Random | None = N
         return Outcome(st.statement, st.name, "fail", str(exc))
     except Closed as exc:
         return Outcome(st.statement, st.name, "fail", f"unexpected close: {exc}")
-    except (TimeoutError, asyncio.TimeoutError):
+    except TimeoutError:
         return Outcome(st.statement, st.name, "fail", "timed out waiting for the broker")
     except (ConnectionError, OSError) as exc:
         return Outcome(st.statement, st.name, "fail", f"connection error: {exc!r}")

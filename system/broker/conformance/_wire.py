@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 CONNECT, CONNACK, PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP = 1, 2, 3, 4, 5, 6, 7
@@ -73,7 +74,7 @@ def publish_bytes(
     return packet(PUBLISH, flags, body)
 
 
-def subscribe_bytes(pid: int, filters: list[tuple[str | bytes, int]]) -> bytes:
+def subscribe_bytes(pid: int, filters: Sequence[tuple[str | bytes, int]]) -> bytes:
     body = struct.pack("!H", pid) + b"".join(utf8(f) + bytes([q]) for f, q in filters)
     return packet(SUBSCRIBE, 0x02, body)
 
@@ -159,9 +160,10 @@ class RawClient:
     backlog: list[Packet] = field(default_factory=list)
     eof: bool = False
     timeout: float = 10.0  # how long to wait for an expected packet
+    session_present: bool = False  # from the last CONNACK
 
     @classmethod
-    async def open(cls, host: str, port: int, timeout: float = 10.0) -> "RawClient":
+    async def open(cls, host: str, port: int, timeout: float = 10.0) -> RawClient:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
         return cls(reader, writer)
 
@@ -198,7 +200,7 @@ class RawClient:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise TimeoutError
-            p = await asyncio.wait_for(self._read_one(), remaining)
+            p = await asyncio.wait_for(self._read_one(), remaining)  # type: ignore[arg-type]
             if p is None:
                 raise Closed("connection closed by the broker")
             if not types or p.type in types:
@@ -207,7 +209,9 @@ class RawClient:
 
     async def connect(self, client_id: str | bytes, **kw: object) -> Packet:
         await self.send(connect_bytes(client_id, **kw))  # type: ignore[arg-type]
-        return await self.recv(CONNACK)
+        ack = await self.recv(CONNACK)
+        self.session_present = ack.session_present
+        return ack
 
     async def subscribe(self, filters: list[tuple[str, int]], pid: int = 1) -> list[int]:
         await self.send(subscribe_bytes(pid, filters))
