@@ -42,10 +42,11 @@ class BusSettings(BaseSettings):
     default_qos: int = Field(1, ge=0, le=1)
     connect_timeout: float = Field(10.0, gt=0)
     ack_timeout: float = Field(
-        10.0,
+        5.0,
         gt=0,
-        description="how long a SUBACK/PUBACK/UNSUBACK may take once the broker has read the request; "
-        "on a slow link the bus waits longer while the broker keeps sending",
+        description="how long a SUBACK/PUBACK/UNSUBACK may take, and then how long more once the broker "
+        "answered a PINGREQ sent after the request; on a slow link the bus waits as long as the broker "
+        "keeps sending, and a broker that sends nothing at all is given up on after twice this",
     )
     reconnect_initial: float = Field(0.1, gt=0)
     reconnect_max: float = Field(30.0, gt=0)
