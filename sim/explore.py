@@ -34,8 +34,8 @@ __all__ = [
     "plot_timeline",
 ]
 
-_PUBLISH_COLUMNS = ["t", "client", "topic", "qos", "retain", "id", "source", "seq", "kind", "size"]
-_DELIVER_COLUMNS = ["t", "client", "topic", "qos", "id", "source", "seq", "kind", "published_t", "latency_ms"]
+_PUBLISH_COLUMNS = ["t", "client", "topic", "qos", "retain", "id", "source", "seq", "kind", "size", "queued"]
+_DELIVER_COLUMNS = ["t", "client", "topic", "qos", "id", "source", "seq", "kind", "published_t", "queued_t", "latency_ms"]
 _FAULT_COLUMNS = ["at", "until", "kind", "label"]
 
 
@@ -63,19 +63,24 @@ class Run:
 
     @cached_property
     def publishes(self) -> pd.DataFrame:
-        """What was handed to the broker: t, client, topic, qos, id, source, seq, ..."""
+        """What was handed to the broker: t (acknowledged), queued (handed to the client), client, topic, qos, id, ..."""
         frame = self.events("publish")
         return frame.reindex(columns=[c for c in _PUBLISH_COLUMNS if c in frame.columns] or _PUBLISH_COLUMNS)
 
     @cached_property
     def deliveries(self) -> pd.DataFrame:
-        """What each receiver got, joined with its publish: ``published_t`` and ``latency_ms``."""
+        """What each receiver got, joined with its publish: ``published_t``, ``queued_t``, ``latency_ms``.
+
+        Latency runs from the moment the message was queued by its publisher (the publish time
+        where the history has no queue time), as the checks measure it.
+        """
         frame = self.events("deliver")
         if frame.empty or "id" not in frame.columns:
             return pd.DataFrame(columns=_DELIVER_COLUMNS)
-        first = self.publishes.drop_duplicates("id")[["id", "t"]].rename(columns={"t": "published_t"})
+        pubs = self.publishes.drop_duplicates("id")
+        first = pd.DataFrame({"id": pubs["id"], "published_t": pubs["t"], "queued_t": pubs["queued"].fillna(pubs["t"]) if "queued" in pubs else pubs["t"]})
         joined = frame.merge(first, on="id", how="left")
-        joined["latency_ms"] = (joined["t"] - joined["published_t"]) * 1000.0
+        joined["latency_ms"] = (joined["t"] - joined["queued_t"]) * 1000.0
         return joined.reindex(columns=[c for c in _DELIVER_COLUMNS if c in joined.columns])
 
     @cached_property
