@@ -2,7 +2,9 @@
 
 The broker host crashes (a silent peer: no FIN, no RST) or is partitioned away; the
 client's keep-alive must notice, back off within its bounds, and reconnect once the broker
-is back. Virtual time makes the timing assertions exact and the run take milliseconds.
+is back. A link that only crawls (Toxiproxy's bandwidth toxic) is not a dead one: it must
+be kept, and a reconnect over it must lose no QoS 1 message. Virtual time makes the timing
+assertions exact and the run take milliseconds.
 """
 
 from __future__ import annotations
