@@ -182,7 +182,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "squall_seed" not in metafunc.fixturenames:
+    if "squall_seed" not in metafunc.fixturenames or _parametrized_by_hand(metafunc):
         return
     text = metafunc.config.getoption("--squall-seeds")
     marker = metafunc.definition.get_closest_marker("squall_seeds")
@@ -195,6 +195,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     else:
         seeds = list(DEFAULT_SEEDS)
     metafunc.parametrize("squall_seed", seeds, indirect=True, ids=[f"seed={s}" for s in seeds])
+
+
+def _parametrized_by_hand(metafunc: pytest.Metafunc) -> bool:
+    """The test parametrizes squall_seed itself: its own seeds win."""
+    for marker in metafunc.definition.iter_markers("parametrize"):
+        names = marker.args[0] if marker.args else marker.kwargs.get("argnames", "")
+        if "squall_seed" in ([n.strip() for n in names.split(",")] if isinstance(names, str) else list(names)):
+            return True
+    return False
 
 
 @pytest.hookimpl(wrapper=True)

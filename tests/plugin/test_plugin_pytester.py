@@ -135,6 +135,10 @@ def test_both(squall_world, squall_broker, squall_flavor):
         return squall_broker.broker.flavor
     assert squall_world.run(main, until=30).value == squall_flavor
 
+@pytest.mark.parametrize("squall_seed", [5, 6])
+def test_own_seeds(squall_world, squall_seed):
+    assert squall_world.seed == squall_seed
+
 @pytest.mark.squall_broker(None)
 def test_bare_world(squall_world):
     assert "broker" not in squall_world.hosts
@@ -149,7 +153,8 @@ def test_misspelt_flavor(squall_world):
 """
     )
     result = pytester.runpytest("-v")
-    result.assert_outcomes(passed=3, errors=2)
+    result.assert_outcomes(passed=5, errors=2)
+    result.stdout.fnmatch_lines(["*test_own_seeds[[]5[]] PASSED*", "*test_own_seeds[[]6[]] PASSED*"])
     result.stdout.fnmatch_lines(["*test_both[[]seed=1-squall[]] PASSED*", "*test_both[[]seed=1-amqtt[]] PASSED*"])
     assert "asked for no broker" in result.stdout.str()
     assert "broker flavor must be one of squall, amqtt or None for no broker (got 'mosquito')" in result.stdout.str()
