@@ -14,6 +14,8 @@ import contextlib
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from system import BusClient, BusSettings, Event, Message
 from system.broker import EmbeddedBroker
@@ -106,7 +108,9 @@ SLOW_AT, SLOW_FOR = 2.0, 80.0
 CUTS = [(20.0, 15.0), (50.0, 15.0)]  # (at, for) inside the slow window: long enough for the watchdog
 
 
-def _slow_run(seed: int, cuts: list[tuple[float, float]]) -> tuple[list[Event], list[int], float]:
+def _slow_run(
+    seed: int, cuts: list[tuple[float, float]], rate: int = SLOW_RATE_KBS
+) -> tuple[list[Event], list[int], float]:
     """A sensor publishes QoS 1 readings; the recorder (persistent session, QoS 1) reads them
     over a link that crawls for ``SLOW_FOR`` seconds, cut off entirely during ``cuts``.
     Returns the recorder's events, the readings it got in arrival order, and the longest
@@ -149,7 +153,7 @@ def _slow_run(seed: int, cuts: list[tuple[float, float]]) -> tuple[list[Event], 
             await asyncio.sleep(SLOW_AT - loop.time())
             toxic = world.add_toxic(
                 "main<->broker",
-                {"type": "bandwidth", "stream": "downstream", "attributes": {"rate": SLOW_RATE_KBS}},
+                {"type": "bandwidth", "stream": "downstream", "attributes": {"rate": rate}},
             )
             for at, length in cuts:
                 await asyncio.sleep(at - loop.time())
@@ -192,3 +196,25 @@ def test_reconnects_over_a_slow_link_lose_no_qos1_message() -> None:
     # What amqtt acknowledged, even on the connection whose setup failed, reached the
     # handler; repeats the broker resent were dropped by id.
     assert sorted(received) == list(range(READINGS))
+
+
+@st.composite
+def _cuts(draw: st.DrawFn) -> list[tuple[float, float]]:
+    """Up to two cuts inside the slow window, apart from each other."""
+    out, at = [], SLOW_AT + 1
+    for _ in range(draw(st.integers(0, 2))):
+        at += draw(st.floats(0, 20))
+        length = draw(st.floats(1, 20))
+        out.append((at, length))
+        at += length + 1
+    return out
+
+
+@settings(max_examples=6, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 2**16), rate=st.integers(2, 20), cuts=_cuts())
+def test_any_slow_link_with_any_cuts_loses_no_qos1_message(seed: int, rate: int, cuts: list[tuple[float, float]]) -> None:
+    events, received, _ = _slow_run(seed, cuts, rate)
+    assert sorted(set(received)) == list(range(READINGS))
+    assert len(received) == READINGS  # repeats the broker resent were dropped by id
+    late = [e for e in events if e.name == "error" and ("SUBACK" in e.message or "PUBACK" in e.message)]
+    assert late == []
