@@ -75,6 +75,13 @@ class SquallHandler(BrokerProtocolHandler):
         while not self._pending_unsubscriptions.empty():
             self._pending_unsubscriptions.get_nowait()
 
+    def abort_connection(self) -> None:
+        """Drop the TCP connection at once (no close handshake); the reader then ends the session."""
+        stream = getattr(self.writer, "_writer", None)  # amqtt's StreamWriterAdapter keeps it private
+        transport = getattr(stream, "transport", None)
+        if transport is not None:
+            transport.abort()
+
     async def _retry_deliveries(self) -> None:
         """Re-sending is scheduled by the broker once the session is connected (``resend_inflight``)."""
 

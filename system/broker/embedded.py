@@ -18,7 +18,6 @@ patterns it may subscribe and publish to; a denied subscription gets SUBACK 0x80
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -28,33 +27,6 @@ from system.broker._fixes import BrokerState, SquallBroker
 
 Flavor = Literal["squall", "amqtt"]
 FLAVORS: tuple[str, ...] = ("squall", "amqtt")
-
-
-async def _quiesce(broker: Broker, settle: int = 2000) -> None:
-    """Stop taking work before the state is saved: amqtt's own shutdown keeps accepting and
-    acknowledging until its very end, so a QoS 1 message PUBACKed meanwhile, or still in its
-    broadcast queue, would be acknowledged and then lost (found by the chaos broker-restart run).
-
-    Listeners close, client connections are dropped (their wills are not published: it is the
-    broker that goes away, not the clients), and queued broadcasts are routed into the sessions
-    that will be saved.
-    """
-    for server in broker._servers.values():  # noqa: SLF001 - amqtt exposes no way to pause
-        instance = server.instance
-        if instance is not None:
-            instance.close()
-    for session, handler in list(broker._sessions.values()):  # noqa: SLF001
-        session.will_flag = False
-        writer = getattr(handler, "writer", None) if handler is not None else None
-        stream = getattr(writer, "_writer", None)
-        if stream is not None:
-            stream.transport.abort()
-    for _ in range(settle):
-        if broker._broadcast_queue.empty():  # noqa: SLF001
-            break
-        await asyncio.sleep(0)
-    for _ in range(20):  # let the aborted connections' handlers mark their sessions disconnected
-        await asyncio.sleep(0)
 
 
 class EmbeddedBroker:
@@ -119,7 +91,7 @@ class EmbeddedBroker:
         if broker is None:
             return
         if isinstance(broker, SquallBroker):
-            await _quiesce(broker)
+            await broker.quiesce()
             self._saved = broker.export_state()
         else:
             self._saved = None

@@ -57,6 +57,7 @@ AMQTT_VIOLATIONS: dict[str, str] = {
     "MQTT_2_3_1_1_packet_id_zero_closes": "accepts packet id 0",
     "MQTT_3_1_2_10_no_will_after_disconnect": "publishes the will when DISCONNECT is read before the session loop waits for it",
     "MQTT_4_3_3_2_pubrel_answered_after_reconnect": "ignores a PUBREL for a completed flow: no PUBCOMP",
+    "MQTT_4_3_2_2_puback_means_ownership": "drops PUBACKed messages still queued when the publisher disconnects",
 }
 
 # statement test name -> where the reference deviates, and why that is not a spec violation

@@ -336,6 +336,29 @@ async def _resend_pubrel(ctx: Ctx) -> None:
     await s.send(ack_bytes(PUBCOMP, again.pid))
 
 
+@statement("MQTT-4.3.2-2", "puback_means_ownership", "a PUBACKed QoS 1 message is delivered although its publisher disconnects at once")
+async def _ownership(ctx: Ctx) -> None:
+    s = await ctx.client("s")
+    await s.subscribe([(ctx.topic("t"), 1)])
+    n = 20
+    for round_ in range(3):  # a short-lived publisher: CONNECT, PUBLISHes, DISCONNECT in one segment
+        pub = await ctx.open()
+        burst = b"".join(publish_bytes(ctx.topic("t"), b"%d" % (round_ * n + i), qos=1, pid=i + 1) for i in range(n))
+        await pub.send(connect_bytes(ctx.cid(f"p{round_}")) + burst + packet(14, 0, b""))
+        for _ in range(n):
+            await pub.recv(PUBACK)
+        await pub.closed()
+    got: list[int] = []
+    try:
+        while len(got) < 3 * n:
+            p = await s.recv(PUBLISH)
+            await s.ack(p)
+            got.append(int(p.payload))
+    except TimeoutError:
+        missing = sorted(set(range(3 * n)) - set(got))
+        raise Fail(f"{len(missing)} acknowledged messages never delivered: {missing}") from None
+
+
 @statement("MQTT-4.3.3-2", "qos2_exactly_once_end_to_end", "QoS 2: a re-sent PUBLISH before PUBREL is delivered once")
 async def _exactly_once(ctx: Ctx) -> None:
     s = await ctx.client("s")
