@@ -74,6 +74,13 @@ def _refusal(pattern: str) -> str:
     return f"broker refused the subscription to {pattern!r} (SUBACK 0x80): check the broker's ACL for this user"
 
 
+def _envelope_id(payload: bytes) -> str | None:
+    try:
+        return decode(payload).id
+    except EnvelopeError:
+        return None
+
+
 def _identity(handler: Handler) -> str:
     owner = getattr(handler, "__self__", None)  # a bound method is a new object on every access
     qualname = getattr(handler, "__qualname__", type(handler).__qualname__)
@@ -567,10 +574,17 @@ class BusClient:
     async def _receive_loop(self, link: Link, after: asyncio.Task[None] | None = None) -> None:
         # The previous connection's receiver may still be handing over what amqtt
         # acknowledged there; messages from this one wait, so each publisher's order holds.
-        if after is not None:
-            await asyncio.wait([after])
-        while (msg := await link.receive()) is not None:
-            await self._on_message(msg.topic, bytes(msg.data), msg.qos or 0, bool(msg.retain))
+        try:
+            if after is not None:
+                await asyncio.wait([after])
+            while (msg := await link.receive()) is not None:
+                await self._on_message(msg.topic, bytes(msg.data), msg.qos or 0, bool(msg.retain))
+        except asyncio.CancelledError:
+            # Stopped: amqtt acknowledged these on arrival, so the broker will not send them
+            # again. They are lost; say so rather than losing them silently.
+            for msg in link.leftovers():
+                self._drop("in", msg.topic, "shutdown", _envelope_id(bytes(msg.data)))
+            raise
 
     async def _on_message(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
         assert self._loop is not None
@@ -593,7 +607,11 @@ class BusClient:
             if not future.done():
                 future.set_result(env)
             return
-        await self._inbox.put(topic, Message(topic, env, qos, retain))
+        try:
+            await self._inbox.put(topic, Message(topic, env, qos, retain))
+        except asyncio.CancelledError:
+            self._drop("in", topic, "shutdown", env.id)
+            raise
 
     async def _dispatch_loop(self) -> None:
         while True:

@@ -275,6 +275,14 @@ class Link:
         except asyncio.QueueEmpty:
             return None
 
+    def leftovers(self) -> list[ApplicationMessage]:
+        """Take what amqtt received (and acknowledged) that nobody has taken yet, without waiting."""
+        session = self._client.session
+        out: list[ApplicationMessage] = []
+        while session is not None and not session.delivered_message_queue.empty():
+            out.append(session.delivered_message_queue.get_nowait())
+        return out
+
     async def closed(self) -> None:
         """Wait until the connection is lost (or closed by us)."""
         task = self._client._disconnect_task  # noqa: SLF001

@@ -218,3 +218,56 @@ def test_any_slow_link_with_any_cuts_loses_no_qos1_message(seed: int, rate: int,
     assert len(received) == READINGS  # repeats the broker resent were dropped by id
     late = [e for e in events if e.name == "error" and ("SUBACK" in e.message or "PUBACK" in e.message)]
     assert late == []
+
+
+def test_stopping_a_backed_up_subscriber_accounts_for_every_message() -> None:
+    """amqtt acknowledges QoS 1 on arrival, so what it holds when the client stops is gone
+    for good: each such message is reported dropped ('shutdown'), the rest come to the next
+    session. Published = delivered + dropped + delivered later, nothing silently lost."""
+    world = sim.World(seed=5)
+    events: list[Event] = []
+    later: list[str] = []
+    count = 60
+
+    async def broker() -> None:
+        await EmbeddedBroker(host="broker", port=1883).start()
+        await asyncio.Event().wait()
+
+    async def slow(msg: Message) -> None:
+        await asyncio.sleep(1.0)  # a handler that cannot keep up
+
+    async def main() -> list[str]:
+        settings = BusSettings(
+            host="broker", port=1883, client_id="rec", heartbeat_interval=0, inbound_capacity=2, shutdown_timeout=0.5
+        )
+        recorder = BusClient(settings, observer=events.append, rng=random.Random(5))
+        await recorder.start()
+        await recorder.wait_connected(10)
+        await recorder.subscribe("r/#", slow, qos=1)
+        pub_settings = BusSettings(host="broker", port=1883, client_id="pub", heartbeat_interval=0)
+        async with BusClient(pub_settings, rng=random.Random(6)) as pub:
+            sent = [(await pub.publish("r/x", i)).id for i in range(count)]
+            await pub.flush(30)
+        await asyncio.sleep(3)
+        await recorder.stop()
+        done = asyncio.Event()
+        async with BusClient(settings.model_copy(update={"inbound_capacity": 1000}), rng=random.Random(7)) as again:
+            await again.subscribe("r/#", lambda m: (later.append(m.envelope.id), len(later) and done.set()), qos=1)
+            with contextlib.suppress(TimeoutError):
+                while len(later) + _accounted(events) < count:
+                    done.clear()
+                    await asyncio.wait_for(done.wait(), 30)
+        return sent
+
+    world.host("broker").spawn(broker)
+    result = world.run(main, until=600)
+    assert result.completed and not result.errors, result.errors
+    sent: list[str] = result.value
+    delivered = [e.id for e in events if e.name == "deliver" and e.topic == "r/x"]
+    dropped = [e.id for e in events if e.name == "drop" and e.topic == "r/x"]
+    assert dropped and all(e.reason == "shutdown" for e in events if e.name == "drop")
+    assert sorted(delivered + dropped + later) == sorted(sent)
+
+
+def _accounted(events: list[Event]) -> int:
+    return sum(1 for e in events if e.name in ("deliver", "drop") and getattr(e, "topic", "") == "r/x")
