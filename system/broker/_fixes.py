@@ -217,11 +217,6 @@ class SquallBroker(Broker):
 
     # ---- disconnect
 
-    async def _handle_disconnect(
-        self, client_session: Session, handler: BrokerProtocolHandler, disconnect_waiter: asyncio.Future[Any]
-    ) -> None:
-        await self._end_connection(client_session, handler, clean=isinstance(disconnect_waiter.result(), DisconnectPacket))
-
     async def _end_connection(self, session: Session, handler: BrokerProtocolHandler, *, clean: bool) -> None:
         if not self._is_current(session, handler):  # retired by take-over or shutdown
             await self._stop_handler(handler)
