@@ -118,6 +118,13 @@ def test_bad_directories_are_one_clear_error(tmp_path: Path) -> None:
         load_run(tmp_path)
 
 
+def test_a_damaged_history_names_the_file_and_line(partition_run_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "report.json").write_text((partition_run_dir / "report.json").read_text())
+    (tmp_path / "history.jsonl").write_text('{"t": 0, "event": "connect"}\n{"t": 1, "ev\n')
+    with pytest.raises(BadInput, match=r"history.jsonl:2: not a JSON line .*is this a squall history.jsonl\?"):
+        load_run(tmp_path).history
+
+
 @pytest.fixture(scope="module")
 def sweep_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The shipped swarm, short, on stock amqtt with the broker among the crash hosts: some seeds fail."""
