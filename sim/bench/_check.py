@@ -143,9 +143,9 @@ def run_check(*, baseline: Path | None, json_out: Path | None, only: str | None,
 
     path = baseline or DEFAULT_BASELINE
     previous = load_baseline(path) if (not update or path.is_file()) else None
-    if previous is not None and not update and bool(previous.get("quick", False)) != quick:
+    if previous is not None and bool(previous.get("quick", False)) != quick:
         recorded = "with --quick" if previous.get("quick") else "without --quick"
-        raise BadInput(f"bench baseline {path} was recorded {recorded}: check the same way, or record another baseline with --update-baseline --baseline FILE")
+        raise BadInput(f"bench baseline {path} was recorded {recorded}: run the same way, or keep another baseline with --baseline FILE")
     console = Console()
 
     def measure(names: str | None) -> dict[str, dict[str, Any]]:
@@ -154,11 +154,17 @@ def run_check(*, baseline: Path | None, json_out: Path | None, only: str | None,
             run_bench(json_out=out, only=names, quick=quick)
             return json.loads(out.read_text())["figures"]
 
+    def save(figures: dict[str, dict[str, Any]]) -> None:
+        if json_out is not None:
+            doc = {"python": platform.python_version(), "machine": platform.machine(), "quick": quick, "figures": figures}
+            json_out.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+
     figures = measure(only)
     if update:
         for attempt in range(2, ATTEMPTS + 1):  # the baseline is a best-of too, as the checks are
             console.print(f"measuring again for the baseline (attempt {attempt} of {ATTEMPTS}) ...")
             figures = best_of(figures, measure(only))
+        save(figures)
         doc = baseline_doc(figures, quick, previous)
         path.write_text(json.dumps(doc, indent=2) + "\n")
         console.print(f"bench baseline written: {path} ({sum(len(v) for v in doc['figures'].values())} ratios)")
@@ -173,9 +179,7 @@ def run_check(*, baseline: Path | None, json_out: Path | None, only: str | None,
         console.print(f"measuring {', '.join(suspects)} again to confirm (attempt {attempt} of {ATTEMPTS}) ...")
         figures = best_of(figures, measure(",".join(suspects)))
         rows = compare(previous["figures"], figures, tolerance)
-    if json_out is not None:
-        doc = {"python": platform.python_version(), "machine": platform.machine(), "quick": quick, "figures": figures}
-        json_out.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    save(figures)
     console.print(render(rows, tolerance))
     failed = [r for r in rows if r.failed]
     for r in failed:
