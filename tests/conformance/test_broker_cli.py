@@ -39,3 +39,38 @@ def test_conformance_on_stock_amqtt_exits_1_naming_the_statement(capsys: pytest.
     code, out, err = _run(capsys, "--conformance", "--flavor", "amqtt", "--only", "resubscribe", "--seed", "1")
     assert code == 1, err
     assert "MQTT_3_8_4_3_resubscribe_replaces_subscription  fail" in out
+
+
+def test_standalone_broker_serves_until_interrupted() -> None:
+    """`squall broker --port 0` says where it listens, serves MQTT, and stops cleanly on Ctrl-C."""
+    import re
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    from system.broker.conformance._wire import PINGREQ, connect_bytes, packet
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from sim.cli import main; main()", "broker", "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # blocks until the broker is listening (or the process died)
+        match = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
+        assert match, f"unexpected first line {line!r}; stderr: {proc.stderr.read() if proc.stderr else ''}"
+        with socket.create_connection(("127.0.0.1", int(match.group(1))), timeout=10) as s:
+            s.sendall(connect_bytes("cli-test") + packet(PINGREQ, 0, b""))
+            got = b""
+            while len(got) < 6:
+                chunk = s.recv(6 - len(got))
+                assert chunk, "broker closed the connection"
+                got += chunk
+            assert got == b"\x20\x02\x00\x00\xd0\x00"  # CONNACK accepted, PINGRESP
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
