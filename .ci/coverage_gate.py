@@ -61,7 +61,10 @@ def main() -> int:
     for package, patterns in CORE.items():
         files = sorted({p for pattern in patterns for p in root.glob(pattern)})
         if not files:
-            print(f"coverage gate: no {package} core modules under {root}; run it from the repository root", file=sys.stderr)
+            print(
+                f"coverage gate: no {package} core modules under {root}; run it from the repository root",
+                file=sys.stderr,
+            )
             return 2
         print(f"{package} core modules:")
         total_statements = total_missed = 0
@@ -71,13 +74,24 @@ def main() -> int:
             total_missed += missed
             pct = 100.0 * (statements - missed) / statements if statements else 100.0
             mark = "" if pct >= FLOOR else f"   (under {FLOOR:g}%)"
-            print(f"  {path.relative_to(root)!s:36} {statements:5} stmts {missed:4} missed {pct:6.1f}%{mark}")
-        together = 100.0 * (total_statements - total_missed) / total_statements if total_statements else 100.0
-        print(f"  {'together':36} {total_statements:5} stmts {total_missed:4} missed {together:6.1f}%  (floor {FLOOR:g}%)")
+            print(
+                f"  {path.relative_to(root)!s:36} {statements:5} stmts {missed:4} missed {pct:6.1f}%{mark}"
+            )
+        together = (
+            100.0 * (total_statements - total_missed) / total_statements
+            if total_statements
+            else 100.0
+        )
+        print(
+            f"  {'together':36} {total_statements:5} stmts {total_missed:4} missed {together:6.1f}%  (floor {FLOOR:g}%)"
+        )
         if together < FLOOR:
             failed.append(f"{package} core {together:.1f}%")
     if failed:
-        print(f"coverage gate: under {FLOOR:g}%: {', '.join(failed)}; add tests for the modules marked above", file=sys.stderr)
+        print(
+            f"coverage gate: under {FLOOR:g}%: {', '.join(failed)}; add tests for the modules marked above",
+            file=sys.stderr,
+        )
         return 1
     print(f"coverage gate: sim and system core modules at or above {FLOOR:g}%")
     return 0

@@ -34,8 +34,32 @@ __all__ = [
     "plot_timeline",
 ]
 
-_PUBLISH_COLUMNS = ["t", "client", "topic", "qos", "retain", "id", "source", "seq", "kind", "size", "queued"]
-_DELIVER_COLUMNS = ["t", "client", "topic", "qos", "id", "source", "seq", "kind", "published_t", "queued_t", "latency_ms"]
+_PUBLISH_COLUMNS = [
+    "t",
+    "client",
+    "topic",
+    "qos",
+    "retain",
+    "id",
+    "source",
+    "seq",
+    "kind",
+    "size",
+    "queued",
+]
+_DELIVER_COLUMNS = [
+    "t",
+    "client",
+    "topic",
+    "qos",
+    "id",
+    "source",
+    "seq",
+    "kind",
+    "published_t",
+    "queued_t",
+    "latency_ms",
+]
 _FAULT_COLUMNS = ["at", "until", "kind", "label"]
 
 
@@ -52,7 +76,9 @@ class Run:
         from sim.history import read_jsonl
 
         path = self.path / "history.jsonl"
-        records = read_jsonl(path) if path.is_file() else []  # a sweep keeps only report.json of passing seeds
+        records = (
+            read_jsonl(path) if path.is_file() else []
+        )  # a sweep keeps only report.json of passing seeds
         frame = pd.DataFrame.from_records(records)
         return frame if not frame.empty else pd.DataFrame(columns=["t", "event"])
 
@@ -65,7 +91,10 @@ class Run:
     def publishes(self) -> pd.DataFrame:
         """What was handed to the broker: t (acknowledged), queued (handed to the client), client, topic, qos, id, ..."""
         frame = self.events("publish")
-        return frame.reindex(columns=[c for c in _PUBLISH_COLUMNS if c in frame.columns] or _PUBLISH_COLUMNS)
+        return frame.reindex(
+            columns=[c for c in _PUBLISH_COLUMNS if c in frame.columns]
+            or _PUBLISH_COLUMNS
+        )
 
     @cached_property
     def deliveries(self) -> pd.DataFrame:
@@ -78,10 +107,20 @@ class Run:
         if frame.empty or "id" not in frame.columns:
             return pd.DataFrame(columns=_DELIVER_COLUMNS)
         pubs = self.publishes.drop_duplicates("id")
-        first = pd.DataFrame({"id": pubs["id"], "published_t": pubs["t"], "queued_t": pubs["queued"].fillna(pubs["t"]) if "queued" in pubs else pubs["t"]})
+        first = pd.DataFrame(
+            {
+                "id": pubs["id"],
+                "published_t": pubs["t"],
+                "queued_t": pubs["queued"].fillna(pubs["t"])
+                if "queued" in pubs
+                else pubs["t"],
+            }
+        )
         joined = frame.merge(first, on="id", how="left")
         joined["latency_ms"] = (joined["t"] - joined["queued_t"]) * 1000.0
-        return joined.reindex(columns=[c for c in _DELIVER_COLUMNS if c in joined.columns])
+        return joined.reindex(
+            columns=[c for c in _DELIVER_COLUMNS if c in joined.columns]
+        )
 
     @cached_property
     def faults(self) -> pd.DataFrame:
@@ -90,15 +129,21 @@ class Run:
 
     @property
     def checks(self) -> pd.DataFrame:
-        return pd.DataFrame(self.report.get("checks", []), columns=["name", "ok", "detail"])
+        return pd.DataFrame(
+            self.report.get("checks", []), columns=["name", "ok", "detail"]
+        )
 
     @property
     def ok(self) -> bool:
-        return bool(self.report.get("ok", all(c["ok"] for c in self.report.get("checks", []))))
+        return bool(
+            self.report.get("ok", all(c["ok"] for c in self.report.get("checks", [])))
+        )
 
     @property
     def duration(self) -> float:
-        return float(self.report.get("virtual_seconds") or 0.0) or float(self.history["t"].max() if len(self.history) else 1.0)
+        return float(self.report.get("virtual_seconds") or 0.0) or float(
+            self.history["t"].max() if len(self.history) else 1.0
+        )
 
     @property
     def flow(self) -> pd.DataFrame:
@@ -120,11 +165,15 @@ def load_run(path: str | Path) -> Run:
     path = Path(path)
     report_path = path / "report.json"
     if not report_path.is_file():
-        raise BadInput(f"{path} is not a squall run directory (no report.json); make one with squall sim run SCENARIO --out {path}")
+        raise BadInput(
+            f"{path} is not a squall run directory (no report.json); make one with squall sim run SCENARIO --out {path}"
+        )
     try:
         report = json.loads(report_path.read_text())
     except json.JSONDecodeError as exc:
-        raise BadInput(f"{report_path} is not JSON ({exc.msg}); run the scenario again with --out") from None
+        raise BadInput(
+            f"{report_path} is not JSON ({exc.msg}); run the scenario again with --out"
+        ) from None
     return Run(path, report)
 
 
@@ -139,7 +188,9 @@ def load_sweep(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     summary = path / "sweep.json"
     if not summary.is_file():
-        raise BadInput(f"{path} is not a squall sweep directory (no sweep.json); make one with squall sim sweep SCENARIO --seeds 1-20 --out {path}")
+        raise BadInput(
+            f"{path} is not a squall sweep directory (no sweep.json); make one with squall sim sweep SCENARIO --seeds 1-20 --out {path}"
+        )
     runs = json.loads(summary.read_text()).get("runs", [])
     rows = []
     for r in runs:
@@ -152,14 +203,42 @@ def load_sweep(path: str | Path) -> pd.DataFrame:
                 "ok": bool(r["ok"]),
                 "failed": list(r.get("failed", [])),
                 "first_failure": r.get("first_failure", ""),
-                **{k: m.get(k) for k in ("published", "delivered", "lost", "duplicated", "reconnects")},
+                **{
+                    k: m.get(k)
+                    for k in (
+                        "published",
+                        "delivered",
+                        "lost",
+                        "duplicated",
+                        "reconnects",
+                    )
+                },
                 **{q: lat.get(q) for q in ("p50", "p95", "p99")},
                 "faults": list(r.get("faults", [])),
                 "replay": r.get("replay", ""),
                 "run_dir": str(run_dir if run_dir.is_dir() else r.get("run_dir", "")),
             }
         )
-    frame = pd.DataFrame(rows, columns=["seed", "ok", "failed", "first_failure", "published", "delivered", "lost", "duplicated", "reconnects", "p50", "p95", "p99", "faults", "replay", "run_dir"])
+    frame = pd.DataFrame(
+        rows,
+        columns=[
+            "seed",
+            "ok",
+            "failed",
+            "first_failure",
+            "published",
+            "delivered",
+            "lost",
+            "duplicated",
+            "reconnects",
+            "p50",
+            "p95",
+            "p99",
+            "faults",
+            "replay",
+            "run_dir",
+        ],
+    )
     for col in ("p50", "p95", "p99"):
         frame[col] = pd.to_numeric(frame[col], errors="coerce")
     for check in sorted({c for names in frame["failed"] for c in names}):
@@ -208,7 +287,9 @@ def _bucket(run: Run) -> float:
 def _shade(ax: Any, run: Run) -> None:
     from sim.plots import shade_faults
 
-    faults = run.faults.astype(object).where(run.faults.notna(), None).to_dict("records")
+    faults = (
+        run.faults.astype(object).where(run.faults.notna(), None).to_dict("records")
+    )
     shade_faults(ax, faults, run.duration)
 
 
@@ -217,20 +298,32 @@ def plot_timeline(run: Run, ax: Any = None) -> Any:
     ax = _axes(ax)
     width = _bucket(run)
     edges = [i * width for i in range(int(run.duration // width) + 2)]
-    for frame, label in ((run.publishes, "published/s"), (run.deliveries, "deliveries/s")):
-        counts = pd.cut(frame["t"].astype(float), edges, right=False).value_counts(sort=False) / width
+    for frame, label in (
+        (run.publishes, "published/s"),
+        (run.deliveries, "deliveries/s"),
+    ):
+        counts = (
+            pd.cut(frame["t"].astype(float), edges, right=False).value_counts(
+                sort=False
+            )
+            / width
+        )
         ax.plot(edges[:-1], counts.to_numpy(), label=label)
     _shade(ax, run)
     ax.set_xlim(0, run.duration)
     ax.set_xlabel("time (s)")
     ax.set_ylabel("messages / s")
     r = run.report
-    ax.set_title(f"{r.get('scenario')} seed {r.get('seed')}: {'passed' if run.ok else 'FAILED'}")
+    ax.set_title(
+        f"{r.get('scenario')} seed {r.get('seed')}: {'passed' if run.ok else 'FAILED'}"
+    )
     ax.legend(loc="upper right", fontsize="small")
     return ax
 
 
-def plot_latency_quantiles(run: Run, ax: Any = None, quantiles: tuple[float, ...] = (0.5, 0.95, 0.99)) -> Any:
+def plot_latency_quantiles(
+    run: Run, ax: Any = None, quantiles: tuple[float, ...] = (0.5, 0.95, 0.99)
+) -> Any:
     """Delivery latency quantiles over time (by delivery time), fault windows shaded; returns the Axes."""
     ax = _axes(ax)
     d = run.deliveries.dropna(subset=["latency_ms"])
@@ -239,8 +332,12 @@ def plot_latency_quantiles(run: Run, ax: Any = None, quantiles: tuple[float, ...
         buckets = (d["t"].astype(float) // width) * width
         table = d.groupby(buckets)["latency_ms"].quantile(list(quantiles)).unstack()
         for q in quantiles:
-            ax.plot(table.index, table[q], "-" if q == 0.5 else "--", label=f"p{q * 100:g}")
-        if table.to_numpy().max() > 10:  # a log scale for seconds-long outliers, not for a flat line
+            ax.plot(
+                table.index, table[q], "-" if q == 0.5 else "--", label=f"p{q * 100:g}"
+            )
+        if (
+            table.to_numpy().max() > 10
+        ):  # a log scale for seconds-long outliers, not for a flat line
             ax.set_yscale("symlog")
         ax.legend(loc="upper right", fontsize="small")
     _shade(ax, run)
@@ -257,16 +354,29 @@ def plot_flow(run: Run, ax: Any = None) -> Any:
     A device cut off by a fault shows as a gap in its row. Returns the Axes.
     """
     d = run.deliveries
-    devices = sorted(run.flow.index[run.flow["published"] > 0]) or sorted(d["source"].dropna().unique())
+    devices = sorted(run.flow.index[run.flow["published"] > 0]) or sorted(
+        d["source"].dropna().unique()
+    )
     ax = _axes(ax, figsize=(10, 0.35 * max(4, len(devices)) + 1))
     if not devices:
-        ax.text(0.5, 0.5, "no messages in this run's history", ha="center", va="center", transform=ax.transAxes)
+        ax.text(
+            0.5,
+            0.5,
+            "no messages in this run's history",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+        )
         return ax
     width = _bucket(run)
     columns = int(run.duration // width) + 1
     grid = pd.DataFrame(0.0, index=devices, columns=range(columns))
     if len(d) and devices:
-        counts = d[d["source"].isin(devices)].groupby(["source", (d["t"].astype(float) // width).astype(int)]).size()
+        counts = (
+            d[d["source"].isin(devices)]
+            .groupby(["source", (d["t"].astype(float) // width).astype(int)])
+            .size()
+        )
         for (device, col), n in counts.items():
             if col < columns:
                 grid.loc[device, col] = n / width
@@ -274,14 +384,24 @@ def plot_flow(run: Run, ax: Any = None) -> Any:
     positive = values[values > 0]
     # Saturate the burst after a heal, or it would wash out the steady flow and the gaps.
     vmax = float(pd.Series(positive).quantile(0.98)) if positive.size else 1.0
-    image = ax.imshow(values, aspect="auto", interpolation="nearest", cmap="viridis", vmin=0, vmax=vmax, extent=(0, columns * width, len(devices) - 0.5, -0.5))
+    image = ax.imshow(
+        values,
+        aspect="auto",
+        interpolation="nearest",
+        cmap="viridis",
+        vmin=0,
+        vmax=vmax,
+        extent=(0, columns * width, len(devices) - 0.5, -0.5),
+    )
     ax.set_yticks(range(len(devices)), devices, fontsize="x-small")
     for _, f in run.faults.iterrows():
         until = f["until"] if pd.notna(f["until"]) else run.duration
         ax.axvline(f["at"], color="white", linestyle=":", linewidth=0.8)
         ax.axvline(until, color="white", linestyle=":", linewidth=0.8)
     ax.set_xlabel("time (s)")
-    ax.set_title("deliveries of each device's messages (per second); faults between dotted lines")
+    ax.set_title(
+        "deliveries of each device's messages (per second); faults between dotted lines"
+    )
     ax.figure.colorbar(image, ax=ax, label="deliveries / s")
     return ax
 
@@ -290,11 +410,25 @@ def plot_p99_distribution(sweep: pd.DataFrame, ax: Any = None) -> Any:
     """Latency p99 of every seed in a sweep, passing and failing seeds apart; returns the Axes."""
     ax = _axes(ax, figsize=(8, 3.5))
     p99 = sweep["p99"].dropna()
-    groups = [(p99[sweep.loc[p99.index, "ok"]], "passed", "tab:blue"), (p99[~sweep.loc[p99.index, "ok"]], "failed", "tab:red")]
+    groups = [
+        (p99[sweep.loc[p99.index, "ok"]], "passed", "tab:blue"),
+        (p99[~sweep.loc[p99.index, "ok"]], "failed", "tab:red"),
+    ]
     shown = [(v, label, colour) for v, label, colour in groups if len(v)]
     if shown:
-        ax.hist([v.to_numpy() for v, _, _ in shown], bins=min(20, max(3, len(p99))), stacked=True, color=[c for *_, c in shown], label=[f"{label} ({len(v)})" for v, label, _ in shown])
-        ax.axvline(float(p99.median()), color="grey", linestyle=":", label=f"median {p99.median():.1f} ms")
+        ax.hist(
+            [v.to_numpy() for v, _, _ in shown],
+            bins=min(20, max(3, len(p99))),
+            stacked=True,
+            color=[c for *_, c in shown],
+            label=[f"{label} ({len(v)})" for v, label, _ in shown],
+        )
+        ax.axvline(
+            float(p99.median()),
+            color="grey",
+            linestyle=":",
+            label=f"median {p99.median():.1f} ms",
+        )
         ax.legend(fontsize="small")
     from matplotlib.ticker import MaxNLocator
 

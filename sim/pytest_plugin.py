@@ -37,13 +37,22 @@ from __future__ import annotations
 
 import asyncio
 import shlex
+from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 # Re-exported: the fault-schedule strategies are part of the testing vocabulary.
-from sim.faults.strategies import crashes, downs, partitions, schedules, skews, toxic_faults, toxics
+from sim.faults.strategies import (
+    crashes,
+    downs,
+    partitions,
+    schedules,
+    skews,
+    toxic_faults,
+    toxics,
+)
 
 if TYPE_CHECKING:
     from sim import World
@@ -83,7 +92,7 @@ class SimBroker:
     host: str = BROKER_HOST
     port: int = BROKER_PORT
     options: dict[str, Any] = field(default_factory=dict)
-    broker: "EmbeddedBroker | None" = None
+    broker: EmbeddedBroker | None = None
     _up: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     @property
@@ -95,7 +104,9 @@ class SimBroker:
 
         Right after ``world.restart("broker")`` this waits for the restarted broker.
         """
-        await asyncio.sleep(0)  # let a broker restarted just now begin, so it is not mistaken for the old one
+        await asyncio.sleep(
+            0
+        )  # let a broker restarted just now begin, so it is not mistaken for the old one
         await asyncio.wait_for(self._up.wait(), timeout)
         return self.url
 
@@ -107,7 +118,12 @@ class SimBroker:
 
         self._up.clear()
         if self.broker is None:
-            self.broker = EmbeddedBroker(host="0.0.0.0", port=self.port, flavor=self.flavor, **self.options)  # type: ignore[arg-type]
+            self.broker = EmbeddedBroker(
+                host="0.0.0.0",
+                port=self.port,
+                flavor=self.flavor,  # type: ignore[arg-type]  # checked by world_with_broker
+                **self.options,
+            )
         elif self.durable:
             _salvage(self.broker)
         else:
@@ -119,8 +135,13 @@ class SimBroker:
 
 
 def world_with_broker(
-    seed: int, flavor: str | None = "squall", *, durable: bool = True, broker_options: dict[str, Any] | None = None, **world_options: Any
-) -> tuple["World", SimBroker | None]:
+    seed: int,
+    flavor: str | None = "squall",
+    *,
+    durable: bool = True,
+    broker_options: dict[str, Any] | None = None,
+    **world_options: Any,
+) -> tuple[World, SimBroker | None]:
     """A fresh World(seed) with the embedded broker spawned on host "broker" (none if flavor is None).
 
     ``broker_options`` go to `EmbeddedBroker` (users, acl, ...), ``world_options`` to `World`.
@@ -129,11 +150,15 @@ def world_with_broker(
     from system.broker.embedded import FLAVORS
 
     if flavor is not None and flavor not in FLAVORS:
-        raise ValueError(f"broker flavor must be one of {', '.join(FLAVORS)} or None for no broker (got {flavor!r})")
+        raise ValueError(
+            f"broker flavor must be one of {', '.join(FLAVORS)} or None for no broker (got {flavor!r})"
+        )
     world = World(seed=seed, **world_options)
     if flavor is None:
         return world, None
-    broker = SimBroker(flavor=flavor, durable=durable, options=dict(broker_options or {}))
+    broker = SimBroker(
+        flavor=flavor, durable=durable, options=dict(broker_options or {})
+    )
     world.host(broker.host).spawn(broker._serve)
     return world, broker
 
@@ -143,19 +168,31 @@ def _parse_seeds(value: Any, where: str) -> list[int]:
     from sim.sweep import parse_seeds
 
     if isinstance(value, bool):
-        raise pytest.UsageError(f"{where}: give a number of seeds, a list of seeds or a string like '1-5,9' (got {value!r})")
+        raise pytest.UsageError(
+            f"{where}: give a number of seeds, a list of seeds or a string like '1-5,9' (got {value!r})"
+        )
     if isinstance(value, int):
         if value < 1:
-            raise pytest.UsageError(f"{where}: the number of seeds must be at least 1 (got {value})")
+            raise pytest.UsageError(
+                f"{where}: the number of seeds must be at least 1 (got {value})"
+            )
         return list(range(1, value + 1))
     if isinstance(value, str):
         try:
             return parse_seeds(value)
         except BadInput:
-            raise pytest.UsageError(f"{where} {value!r}: write a range like 1-50, a list like 3,7,9, or both (1-5,9)") from None
-    if isinstance(value, (list, tuple, range)) and value and all(isinstance(s, int) and not isinstance(s, bool) for s in value):
+            raise pytest.UsageError(
+                f"{where} {value!r}: write a range like 1-50, a list like 3,7,9, or both (1-5,9)"
+            ) from None
+    if (
+        isinstance(value, (list, tuple, range))
+        and value
+        and all(isinstance(s, int) and not isinstance(s, bool) for s in value)
+    ):
         return list(dict.fromkeys(value))
-    raise pytest.UsageError(f"{where}: give a number of seeds, a list of seeds or a string like '1-5,9' (got {value!r})")
+    raise pytest.UsageError(
+        f"{where}: give a number of seeds, a list of seeds or a string like '1-5,9' (got {value!r})"
+    )
 
 
 # -- hooks ---------------------------------------------------------------------------------------
@@ -172,9 +209,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "squall_seeds(n_or_seeds): run the test once per seed (1..n, a list, or '1-5,9')")
-    config.addinivalue_line("markers", "squall_broker(flavor='squall', durable=True, **options): the broker squall_world starts (None: no broker)")
-    config.addinivalue_line("markers", "squall_world(**options): keyword arguments for the test's sim.World")
+    config.addinivalue_line(
+        "markers",
+        "squall_seeds(n_or_seeds): run the test once per seed (1..n, a list, or '1-5,9')",
+    )
+    config.addinivalue_line(
+        "markers",
+        "squall_broker(flavor='squall', durable=True, **options): the broker squall_world starts (None: no broker)",
+    )
+    config.addinivalue_line(
+        "markers", "squall_world(**options): keyword arguments for the test's sim.World"
+    )
     config.pluginmanager.register(_FailedSeeds(), "squall-failed-seeds")
     text = config.getoption("--squall-seeds")
     if text is not None:
@@ -190,29 +235,44 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         seeds = _parse_seeds(text, "--squall-seeds")
     elif marker is not None:
         if len(marker.args) != 1 or marker.kwargs:
-            raise pytest.UsageError(f"{metafunc.definition.nodeid}: write @pytest.mark.squall_seeds(20), squall_seeds([3, 7]) or squall_seeds('1-5,9')")
-        seeds = _parse_seeds(marker.args[0], f"{metafunc.definition.nodeid}: squall_seeds")
+            raise pytest.UsageError(
+                f"{metafunc.definition.nodeid}: write @pytest.mark.squall_seeds(20), squall_seeds([3, 7]) or squall_seeds('1-5,9')"
+            )
+        seeds = _parse_seeds(
+            marker.args[0], f"{metafunc.definition.nodeid}: squall_seeds"
+        )
     else:
         seeds = list(DEFAULT_SEEDS)
-    metafunc.parametrize("squall_seed", seeds, indirect=True, ids=[f"seed={s}" for s in seeds])
+    metafunc.parametrize(
+        "squall_seed", seeds, indirect=True, ids=[f"seed={s}" for s in seeds]
+    )
 
 
 def _parametrized_by_hand(metafunc: pytest.Metafunc) -> bool:
     """The test parametrizes squall_seed itself: its own seeds win."""
     for marker in metafunc.definition.iter_markers("parametrize"):
         names = marker.args[0] if marker.args else marker.kwargs.get("argnames", "")
-        if "squall_seed" in ([n.strip() for n in names.split(",")] if isinstance(names, str) else list(names)):
+        if "squall_seed" in (
+            [n.strip() for n in names.split(",")]
+            if isinstance(names, str)
+            else list(names)
+        ):
             return True
     return False
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    report: pytest.TestReport = yield
-    seed = getattr(item, "callspec", None) and item.callspec.params.get("squall_seed")
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    callspec = getattr(item, "callspec", None)
+    seed = callspec.params.get("squall_seed") if callspec is not None else None
     if report.failed and seed is not None:
         report.sections.append(("squall", _failure_text(item, int(seed))))
-        report.user_properties.append(("squall_seed", int(seed)))  # travels to the xdist controller
+        report.user_properties.append(
+            ("squall_seed", int(seed))
+        )  # travels to the xdist controller
     return report
 
 
@@ -223,8 +283,10 @@ class _FailedSeeds:
         self.failed: dict[str, list[int]] = {}
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        seed = dict(report.user_properties).get("squall_seed") if report.failed else None
-        if seed is not None:
+        seed = (
+            dict(report.user_properties).get("squall_seed") if report.failed else None
+        )
+        if isinstance(seed, int):
             self.failed.setdefault(report.nodeid.split("[", 1)[0], []).append(int(seed))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
@@ -234,7 +296,9 @@ class _FailedSeeds:
         for base, seeds in self.failed.items():
             listed = ",".join(map(str, sorted(set(seeds))))
             terminalreporter.write_line(f"{base}: seeds {listed}")
-            terminalreporter.write_line(f"  replay: python -m pytest {shlex.quote(base)} --squall-seeds {listed}")
+            terminalreporter.write_line(
+                f"  replay: python -m pytest {shlex.quote(base)} --squall-seeds {listed}"
+            )
 
 
 def _base_id(item: pytest.Item) -> str:
@@ -249,7 +313,9 @@ def _failure_text(item: pytest.Item, seed: int) -> str:
     ]
     world = item.stash.get(_world_key, None)
     if world is not None:
-        lines.append(f"world: virtual time {world.now:g}s, trace hash {world.trace.hash[:16]}")
+        lines.append(
+            f"world: virtual time {world.now:g}s, trace hash {world.trace.hash[:16]}"
+        )
         for err in world.errors[:5]:
             lines.append(f"  task error: {err}")
         if len(world.errors) > 5:
@@ -278,27 +344,44 @@ def squall_flavor(request: pytest.FixtureRequest) -> str | None:
 
 
 @pytest.fixture
-def squall_world(request: pytest.FixtureRequest, squall_seed: int, squall_flavor: str | None) -> "World":
+def squall_world(
+    request: pytest.FixtureRequest, squall_seed: int, squall_flavor: str | None
+) -> World:
     """A fresh simulated world seeded with the test's seed, the embedded broker on host "broker"."""
     broker_marker = request.node.get_closest_marker("squall_broker")
-    broker_options = {k: v for k, v in (broker_marker.kwargs if broker_marker else {}).items() if k not in ("flavor", "durable")}
+    broker_options = {
+        k: v
+        for k, v in (broker_marker.kwargs if broker_marker else {}).items()
+        if k not in ("flavor", "durable")
+    }
     durable = bool(broker_marker.kwargs.get("durable", True)) if broker_marker else True
     world_marker = request.node.get_closest_marker("squall_world")
     world_options = dict(world_marker.kwargs) if world_marker else {}
     try:
-        world, broker = world_with_broker(squall_seed, squall_flavor, durable=durable, broker_options=broker_options, **world_options)
+        world, broker = world_with_broker(
+            squall_seed,
+            squall_flavor,
+            durable=durable,
+            broker_options=broker_options,
+            **world_options,
+        )
     except (TypeError, ValueError) as exc:
-        pytest.fail(f"squall_world: bad squall_world/squall_broker marker options: {exc}", pytrace=False)
+        pytest.fail(
+            f"squall_world: bad squall_world/squall_broker marker options: {exc}",
+            pytrace=False,
+        )
     request.node.stash[_world_key] = world
     request.node.stash[_broker_key] = broker
     return world
 
 
 @pytest.fixture
-def squall_broker(request: pytest.FixtureRequest, squall_world: "World") -> SimBroker:
+def squall_broker(request: pytest.FixtureRequest, squall_world: World) -> SimBroker:
     """The embedded broker of squall_world; ``await squall_broker.ready()`` before connecting."""
     broker = request.node.stash[_broker_key]
     if broker is None:
-        pytest.fail("squall_broker: this test's squall_broker marker asked for no broker (flavor None)", pytrace=False)
+        pytest.fail(
+            "squall_broker: this test's squall_broker marker asked for no broker (flavor None)",
+            pytrace=False,
+        )
     return broker
-

@@ -18,9 +18,10 @@ from __future__ import annotations
 import json
 import platform
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from sim.errors import BadInput
 
@@ -55,7 +56,9 @@ class Row:
         return self.status in ("regressed", "missing")
 
 
-def compare(baseline: Figures, figures: Figures, tolerance: float = TOLERANCE) -> list[Row]:
+def compare(
+    baseline: Figures, figures: Figures, tolerance: float = TOLERANCE
+) -> list[Row]:
     """One row per gated measure of every figure that ran (figures that did not run are skipped)."""
     rows = []
     for name in sorted(figures):
@@ -83,23 +86,35 @@ def best_of(a: Figures, b: Figures) -> dict[str, dict[str, Any]]:
     for name, measures in b.items():
         mine = out.setdefault(name, {})
         for key, value in measures.items():
-            mine[key] = max(mine[key], value) if gated(key) and key in mine else mine.get(key, value)
+            mine[key] = (
+                max(mine[key], value)
+                if gated(key) and key in mine
+                else mine.get(key, value)
+            )
     return out
 
 
 def load_baseline(path: Path) -> dict[str, Any]:
     if not path.is_file():
-        raise BadInput(f"bench baseline {path} not found; record one with squall bench --update-baseline --baseline {path}")
+        raise BadInput(
+            f"bench baseline {path} not found; record one with squall bench --update-baseline --baseline {path}"
+        )
     try:
         doc = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
-        raise BadInput(f"bench baseline {path} is not JSON ({exc.msg}); record it again with squall bench --update-baseline") from None
+        raise BadInput(
+            f"bench baseline {path} is not JSON ({exc.msg}); record it again with squall bench --update-baseline"
+        ) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("figures"), dict):
-        raise BadInput(f"bench baseline {path} has no 'figures' table; record it again with squall bench --update-baseline")
+        raise BadInput(
+            f"bench baseline {path} has no 'figures' table; record it again with squall bench --update-baseline"
+        )
     return doc
 
 
-def baseline_doc(figures: Figures, quick: bool, previous: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def baseline_doc(
+    figures: Figures, quick: bool, previous: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """The baseline file's content: the gated measures of these figures (merged over previous ones)."""
     kept = dict(previous["figures"]) if previous else {}
     for name, measures in figures.items():
@@ -107,7 +122,9 @@ def baseline_doc(figures: Figures, quick: bool, previous: Mapping[str, Any] | No
         if ratios:
             kept[name] = dict(sorted(ratios.items()))
     return {
-        "tolerance": float(previous.get("tolerance", TOLERANCE)) if previous else TOLERANCE,
+        "tolerance": float(previous.get("tolerance", TOLERANCE))
+        if previous
+        else TOLERANCE,
         "quick": quick,
         "python": platform.python_version(),
         "machine": platform.machine(),
@@ -119,10 +136,21 @@ def render(rows: list[Row], tolerance: float) -> Any:
     from rich.table import Table
 
     bad = sum(r.failed for r in rows)
-    table = Table(title=f"squall bench --check: {len(rows) - bad} ok, {bad} failed (tolerance {tolerance:.0%}, higher is better)")
+    table = Table(
+        title=f"squall bench --check: {len(rows) - bad} ok, {bad} failed (tolerance {tolerance:.0%}, higher is better)"
+    )
     for col in ("figure", "measure", "baseline", "this run", "change", "result"):
-        table.add_column(col, justify="right" if col in ("baseline", "this run", "change") else "left")
-    style = {"regressed": "[red]REGRESSED[/red]", "missing": "[red]MISSING[/red]", "improved": "[green]improved[/green]", "new": "new (not in baseline)", "ok": "ok"}
+        table.add_column(
+            col,
+            justify="right" if col in ("baseline", "this run", "change") else "left",
+        )
+    style = {
+        "regressed": "[red]REGRESSED[/red]",
+        "missing": "[red]MISSING[/red]",
+        "improved": "[green]improved[/green]",
+        "new": "new (not in baseline)",
+        "ok": "ok",
+    }
     for r in rows:
         table.add_row(
             r.figure,
@@ -135,7 +163,14 @@ def render(rows: list[Row], tolerance: float) -> Any:
     return table
 
 
-def run_check(*, baseline: Path | None, json_out: Path | None, only: str | None, quick: bool, update: bool) -> int:
+def run_check(
+    *,
+    baseline: Path | None,
+    json_out: Path | None,
+    only: str | None,
+    quick: bool,
+    update: bool,
+) -> int:
     """Run the bench, then compare with (or, with ``update``, rewrite) the baseline; the exit code."""
     from rich.console import Console
 
@@ -145,7 +180,9 @@ def run_check(*, baseline: Path | None, json_out: Path | None, only: str | None,
     previous = load_baseline(path) if (not update or path.is_file()) else None
     if previous is not None and bool(previous.get("quick", False)) != quick:
         recorded = "with --quick" if previous.get("quick") else "without --quick"
-        raise BadInput(f"bench baseline {path} was recorded {recorded}: run the same way, or keep another baseline with --baseline FILE")
+        raise BadInput(
+            f"bench baseline {path} was recorded {recorded}: run the same way, or keep another baseline with --baseline FILE"
+        )
     console = Console()
 
     def measure(names: str | None) -> dict[str, dict[str, Any]]:
@@ -156,18 +193,29 @@ def run_check(*, baseline: Path | None, json_out: Path | None, only: str | None,
 
     def save(figures: dict[str, dict[str, Any]]) -> None:
         if json_out is not None:
-            doc = {"python": platform.python_version(), "machine": platform.machine(), "quick": quick, "figures": figures}
+            doc = {
+                "python": platform.python_version(),
+                "machine": platform.machine(),
+                "quick": quick,
+                "figures": figures,
+            }
             json_out.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
 
     figures = measure(only)
     if update:
-        for attempt in range(2, ATTEMPTS + 1):  # the baseline is a best-of too, as the checks are
-            console.print(f"measuring again for the baseline (attempt {attempt} of {ATTEMPTS}) ...")
+        for attempt in range(
+            2, ATTEMPTS + 1
+        ):  # the baseline is a best-of too, as the checks are
+            console.print(
+                f"measuring again for the baseline (attempt {attempt} of {ATTEMPTS}) ..."
+            )
             figures = best_of(figures, measure(only))
         save(figures)
         doc = baseline_doc(figures, quick, previous)
         path.write_text(json.dumps(doc, indent=2) + "\n")
-        console.print(f"bench baseline written: {path} ({sum(len(v) for v in doc['figures'].values())} ratios)")
+        console.print(
+            f"bench baseline written: {path} ({sum(len(v) for v in doc['figures'].values())} ratios)"
+        )
         return 0
     assert previous is not None
     tolerance = float(previous.get("tolerance", TOLERANCE))
@@ -176,15 +224,23 @@ def run_check(*, baseline: Path | None, json_out: Path | None, only: str | None,
         suspects = sorted({r.figure for r in rows if r.status == "regressed"})
         if not suspects:
             break
-        console.print(f"measuring {', '.join(suspects)} again to confirm (attempt {attempt} of {ATTEMPTS}) ...")
+        console.print(
+            f"measuring {', '.join(suspects)} again to confirm (attempt {attempt} of {ATTEMPTS}) ..."
+        )
         figures = best_of(figures, measure(",".join(suspects)))
         rows = compare(previous["figures"], figures, tolerance)
     save(figures)
     console.print(render(rows, tolerance))
     failed = [r for r in rows if r.failed]
     for r in failed:
-        what = "is gone from this run" if r.status == "missing" else f"fell {-(r.change or 0):.1%} below its baseline"
+        what = (
+            "is gone from this run"
+            if r.status == "missing"
+            else f"fell {-(r.change or 0):.1%} below its baseline"
+        )
         console.print(f"[red]{r.figure}.{r.measure}[/red] {what}")
     if failed:
-        console.print(f"if the change is intended, record a new baseline: squall bench --update-baseline --baseline {path}")
+        console.print(
+            f"if the change is intended, record a new baseline: squall bench --update-baseline --baseline {path}"
+        )
     return 1 if failed else 0

@@ -37,23 +37,50 @@ def in_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def test_a_package_core_under_the_floor_fails_and_names_its_weak_modules(in_tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    _tree(in_tree, {"sim/_loop.py": 20, "sim/_world.py": 18, "system/envelope.py": 17, "system/bus/_link.py": 18})
+def test_a_package_core_under_the_floor_fails_and_names_its_weak_modules(
+    in_tree: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _tree(
+        in_tree,
+        {
+            "sim/_loop.py": 20,
+            "sim/_world.py": 18,
+            "system/envelope.py": 17,
+            "system/bus/_link.py": 18,
+        },
+    )
     assert _gate().main() == 1
     out, err = capsys.readouterr()
     assert "system/envelope.py" in out and "85.0%   (under 90%)" in out
     assert "sim/_world.py" in out and "90.0%" in out
-    assert err.strip() == "coverage gate: under 90%: system core 87.5%; add tests for the modules marked above"
+    assert (
+        err.strip()
+        == "coverage gate: under 90%: system core 87.5%; add tests for the modules marked above"
+    )
 
 
-def test_every_core_at_or_over_the_floor_passes(in_tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    _tree(in_tree, {"sim/_loop.py": 20, "sim/checks.py": 17, "system/observer.py": 19, "system/bus/_flow.py": 18})
-    assert _gate().main() == 0  # sim/checks.py alone is at 85%, but the sim core together is at 92.5%
+def test_every_core_at_or_over_the_floor_passes(
+    in_tree: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _tree(
+        in_tree,
+        {
+            "sim/_loop.py": 20,
+            "sim/checks.py": 17,
+            "system/observer.py": 19,
+            "system/bus/_flow.py": 18,
+        },
+    )
+    assert (
+        _gate().main() == 0
+    )  # sim/checks.py alone is at 85%, but the sim core together is at 92.5%
     out, _ = capsys.readouterr()
     assert "sim and system core modules at or above 90%" in out
 
 
-def test_run_elsewhere_it_says_where_to_run_it(in_tree: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_elsewhere_it_says_where_to_run_it(
+    in_tree: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     _tree(in_tree, {"other/x.py": 20})
     assert _gate().main() == 2
     assert "run it from the repository root" in capsys.readouterr().err

@@ -14,7 +14,12 @@ NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 def _execute(name: str, cwd: Path) -> nbformat.NotebookNode:
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
     # The notebooks' own asserts are the checks: a failing cell raises CellExecutionError here.
-    NotebookClient(nb, timeout=240, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}).execute()
+    NotebookClient(
+        nb,
+        timeout=240,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(cwd)}},
+    ).execute()
     return nb
 
 
@@ -30,13 +35,19 @@ def _outputs(nb: nbformat.NotebookNode, kind: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_explore_notebook_runs_and_shows_plots_replay_and_shrink(tmp_path: Path) -> None:
+def test_explore_notebook_runs_and_shows_plots_replay_and_shrink(
+    tmp_path: Path,
+) -> None:
     nb = _execute("explore.ipynb", tmp_path)
     text = "".join(_outputs(nb, "text"))
     assert "replayed: same trace" in text
     assert "failing checks: qos1_loss" in text
-    assert "crash broker" in text  # the shrunk schedule keeps the crash that loses the messages
-    assert len(_outputs(nb, "image/png")) == 4  # timeline, latency quantiles, flow, the failing run's timeline
+    assert (
+        "crash broker" in text
+    )  # the shrunk schedule keeps the crash that loses the messages
+    assert (
+        len(_outputs(nb, "image/png")) == 4
+    )  # timeline, latency quantiles, flow, the failing run's timeline
 
 
 @pytest.mark.slow

@@ -36,15 +36,21 @@ def _module(bad_seed: int) -> str:
     return SEEDED.replace("BAD_SEED", str(bad_seed))
 
 
-def test_the_seeds_marker_runs_the_test_once_per_seed_with_the_seed_in_its_id(pytester: pytest.Pytester) -> None:
+def test_the_seeds_marker_runs_the_test_once_per_seed_with_the_seed_in_its_id(
+    pytester: pytest.Pytester,
+) -> None:
     pytester.makepyfile(test_svc=_module(bad_seed=-1))
     result = pytester.runpytest("-v")
     result.assert_outcomes(passed=4)
     for seed in range(1, 5):
-        result.stdout.fnmatch_lines([f"*test_svc.py::test_roundtrip[[]seed={seed}[]] PASSED*"])
+        result.stdout.fnmatch_lines(
+            [f"*test_svc.py::test_roundtrip[[]seed={seed}[]] PASSED*"]
+        )
 
 
-def test_a_failing_seed_prints_the_seed_and_a_replay_command_that_reruns_only_it(pytester: pytest.Pytester) -> None:
+def test_a_failing_seed_prints_the_seed_and_a_replay_command_that_reruns_only_it(
+    pytester: pytest.Pytester,
+) -> None:
     pytester.makepyfile(test_svc=_module(bad_seed=3))
     result = pytester.runpytest()
     result.assert_outcomes(passed=3, failed=1)
@@ -59,7 +65,13 @@ def test_a_failing_seed_prints_the_seed_and_a_replay_command_that_reruns_only_it
             "world: virtual time *s, trace hash *",
         ]
     )
-    result.stdout.fnmatch_lines(["*squall failing seeds*", "test_svc.py::test_roundtrip: seeds 3", "  replay: python -m pytest test_svc.py::test_roundtrip --squall-seeds 3"])
+    result.stdout.fnmatch_lines(
+        [
+            "*squall failing seeds*",
+            "test_svc.py::test_roundtrip: seeds 3",
+            "  replay: python -m pytest test_svc.py::test_roundtrip --squall-seeds 3",
+        ]
+    )
 
     # Both printed commands replay exactly the failing seed.
     command = re.search(r"replay this seed:  python -m pytest '(.+)'", out)
@@ -74,7 +86,14 @@ def test_squall_seeds_option_overrides_the_marker(pytester: pytest.Pytester) -> 
     pytester.makepyfile(test_svc=_module(bad_seed=7))
     result = pytester.runpytest("--squall-seeds", "5-7,9", "-v")
     result.assert_outcomes(passed=3, failed=1)
-    result.stdout.fnmatch_lines(["*[[]seed=5[]] PASSED*", "*[[]seed=6[]] PASSED*", "*[[]seed=7[]] FAILED*", "*[[]seed=9[]] PASSED*"])
+    result.stdout.fnmatch_lines(
+        [
+            "*[[]seed=5[]] PASSED*",
+            "*[[]seed=6[]] PASSED*",
+            "*[[]seed=7[]] FAILED*",
+            "*[[]seed=9[]] PASSED*",
+        ]
+    )
 
 
 def test_a_bad_seeds_option_is_one_clear_error(pytester: pytest.Pytester) -> None:
@@ -84,7 +103,9 @@ def test_a_bad_seeds_option_is_one_clear_error(pytester: pytest.Pytester) -> Non
     result.stderr.fnmatch_lines(["*--squall-seeds 'three': write a range like 1-50*"])
 
 
-def test_a_bad_seeds_marker_names_the_test_and_the_fix(pytester: pytest.Pytester) -> None:
+def test_a_bad_seeds_marker_names_the_test_and_the_fix(
+    pytester: pytest.Pytester,
+) -> None:
     pytester.makepyfile(
         test_svc="""
 import pytest
@@ -96,7 +117,10 @@ def test_x(squall_seed):
     )
     result = pytester.runpytest()
     assert result.ret != 0
-    assert "test_svc.py::test_x: squall_seeds: the number of seeds must be at least 1 (got 0)" in result.stdout.str() + result.stderr.str()
+    assert (
+        "test_svc.py::test_x: squall_seeds: the number of seeds must be at least 1 (got 0)"
+        in result.stdout.str() + result.stderr.str()
+    )
 
 
 def test_same_seed_same_world_across_runs(pytester: pytest.Pytester) -> None:
@@ -123,7 +147,9 @@ def test_hash(squall_world, squall_broker):
     assert len(hashes) == 1
 
 
-def test_flavors_by_parametrize_and_no_broker_by_marker(pytester: pytest.Pytester) -> None:
+def test_flavors_by_parametrize_and_no_broker_by_marker(
+    pytester: pytest.Pytester,
+) -> None:
     pytester.makepyfile(
         test_svc="""
 import pytest
@@ -154,13 +180,25 @@ def test_misspelt_flavor(squall_world):
     )
     result = pytester.runpytest("-v")
     result.assert_outcomes(passed=5, errors=2)
-    result.stdout.fnmatch_lines(["*test_own_seeds[[]5[]] PASSED*", "*test_own_seeds[[]6[]] PASSED*"])
-    result.stdout.fnmatch_lines(["*test_both[[]seed=1-squall[]] PASSED*", "*test_both[[]seed=1-amqtt[]] PASSED*"])
+    result.stdout.fnmatch_lines(
+        ["*test_own_seeds[[]5[]] PASSED*", "*test_own_seeds[[]6[]] PASSED*"]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "*test_both[[]seed=1-squall[]] PASSED*",
+            "*test_both[[]seed=1-amqtt[]] PASSED*",
+        ]
+    )
     assert "asked for no broker" in result.stdout.str()
-    assert "broker flavor must be one of squall, amqtt or None for no broker (got 'mosquito')" in result.stdout.str()
+    assert (
+        "broker flavor must be one of squall, amqtt or None for no broker (got 'mosquito')"
+        in result.stdout.str()
+    )
 
 
-def test_task_errors_in_the_world_show_in_the_failure_report(pytester: pytest.Pytester) -> None:
+def test_task_errors_in_the_world_show_in_the_failure_report(
+    pytester: pytest.Pytester,
+) -> None:
     pytester.makepyfile(
         test_svc="""
 import asyncio
@@ -177,4 +215,8 @@ def test_service_crashes(squall_world):
     )
     result = pytester.runpytest()
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*task error: t=2.0* task valve:service on valve: RuntimeError: valve controller lost its mind"])
+    result.stdout.fnmatch_lines(
+        [
+            "*task error: t=2.0* task valve:service on valve: RuntimeError: valve controller lost its mind"
+        ]
+    )
