@@ -36,6 +36,7 @@ AMQTT_VIOLATIONS: dict[str, str] = {
     "MQTT_4_6_0_6_order_kept_across_reconnect": "anonymous session: nothing queued while away",
     "MQTT_4_4_0_1_unacked_publish_resent_with_dup": "drops the in-flight PUBLISH on disconnect (issue 401)",
     "MQTT_4_4_0_1_unacked_pubrel_resent": "drops the in-flight PUBREL on disconnect",
+    "MQTT_4_4_0_1_unacked_publish_kept_while_connected": "gives up on an unacknowledged delivery after 5 s and drops it",
     "MQTT_3_3_1_6_retained_only_to_matching_subscriptions": "on CONNECT sends retained messages matching other clients' subscriptions",
     "MQTT_3_3_1_9_retain_flag_0_on_established_subscription": "a message for a reconnecting subscriber goes out with RETAIN=1 (by the on-CONNECT retained push)",
     "MQTT_3_8_4_6_retained_qos_is_min": "sends a retained QoS 0 message at the subscription's QoS",

@@ -260,6 +260,17 @@ async def _unsub(ctx: Ctx) -> None:
     _expect(got == [b"marker"], f"still delivered after UNSUBSCRIBE: {got}")
 
 
+@statement("MQTT-2.2.3", "large_payload_delivered", "a 2 MiB payload (4-byte remaining length) is delivered intact")
+async def _large(ctx: Ctx) -> None:
+    s = await ctx.client("s")
+    await s.subscribe([(ctx.topic("t"), 1)])
+    pub = await ctx.client("p")
+    payload = bytes(range(256)) * 8192
+    await pub.publish(ctx.topic("t"), payload, qos=1)
+    p = await s.recv(PUBLISH)
+    _expect(p.payload == payload, f"got {len(p.payload)} bytes, expected {len(payload)}")
+
+
 @statement("MQTT-4.6.0-5", "order_per_topic_qos1", "QoS 1 messages on one topic arrive in the order published")
 async def _order(ctx: Ctx) -> None:
     s = await ctx.client("s")
@@ -314,6 +325,24 @@ async def _resend_publish(ctx: Ctx) -> None:
         raise Fail("unacknowledged QoS 1 message never re-sent after reconnect (amqtt issue 401)") from None
     _expect(again.payload == b"m" and again.dup, f"re-sent as {again!r}, expected DUP=1")
     _expect(again.pid == first.pid, f"re-sent with packet id {again.pid}, first sent as {first.pid}")
+    await s.ack(again)
+
+
+@statement("MQTT-4.4.0-1", "unacked_publish_kept_while_connected", "a QoS 1 PUBLISH left unacknowledged for a while is still re-sent on reconnect")
+async def _resend_after_a_while(ctx: Ctx) -> None:
+    s = await ctx.client("s", clean=False)
+    await s.subscribe([(ctx.topic("t"), 1)])
+    pub = await ctx.client("p")
+    await pub.publish(ctx.topic("t"), b"m", qos=1)
+    await s.recv(PUBLISH)  # deliberately not acknowledged ...
+    await asyncio.sleep(3 * ctx.target.away)  # ... for a while, the connection still up
+    await s.abort()
+    s = await ctx.client("s", clean=False)
+    try:
+        again = await s.recv(PUBLISH)
+    except TimeoutError:
+        raise Fail(f"a delivery unacknowledged for {3 * ctx.target.away} s was dropped, not re-sent") from None
+    _expect(again.payload == b"m" and again.dup, f"re-sent as {again!r}, expected DUP=1")
     await s.ack(again)
 
 
