@@ -26,7 +26,8 @@ MQTT-3.3.1-6           on every CONNECT sends retained messages matching any cli
                        subscriptions / retained messages only for the new subscription
 MQTT-3.3.1-9           messages queued while away are sent with RETAIN=1 / RETAIN=0
 MQTT-3.1.2-24, -8      never disconnects a silent client (keepalive read timeout ignored), so
-                       its will is never sent / close after 1.5 x keepalive, publish the will
+                       its will is never sent / close after 1.5 x keepalive without a whole
+                       packet (silence mid-packet too), publish the will
 MQTT-3.1.0-1           waits forever when the first packet is not CONNECT / close at once
 MQTT-4.8.0-1, 4.7.1-1  keeps the connection open after a malformed packet (bad remaining length,
 MQTT-1.5.3-1, 3.3.1-4  invalid UTF-8, PUBLISH QoS 3 or with a wildcard topic, SUBSCRIBE flags

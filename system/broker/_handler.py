@@ -170,16 +170,16 @@ class SquallHandler(BrokerProtocolHandler):
             while self.reader is not None:
                 try:
                     header = await asyncio.wait_for(MQTTFixedHeader.from_stream(self.reader), keepalive)
+                    if header is None:
+                        break
+                    why = header_violation(header) or ""
+                    if why or header.packet_type not in handlers and header.packet_type != DISCONNECT:
+                        why = why or f"packet type {header.packet_type} not allowed from a client"
+                        break
+                    body = await asyncio.wait_for(read_body(self.reader, header), keepalive)  # no half packets
                 except TimeoutError:
                     why = f"silent for 1.5 x keepalive ({keepalive} s)"
                     break
-                if header is None:
-                    break
-                why = header_violation(header) or ""
-                if why or header.packet_type not in handlers and header.packet_type != DISCONNECT:
-                    why = why or f"packet type {header.packet_type} not allowed from a client"
-                    break
-                body = await read_body(self.reader, header)
                 packet = await packet_class(header).from_stream(BytesReader(body), fixed_header=header)
                 await self.plugins_manager.fire_event(MQTTEvents.PACKET_RECEIVED, packet=packet, session=self.session)
                 if header.packet_type == DISCONNECT:

@@ -42,6 +42,7 @@ AMQTT_VIOLATIONS: dict[str, str] = {
     "MQTT_3_8_4_6_retained_qos_is_min": "sends a retained QoS 0 message at the subscription's QoS",
     "MQTT_3_1_2_24_keepalive_silence_disconnects": "ignores the keepalive read timeout: never disconnects",
     "MQTT_3_1_2_8_will_published_on_keepalive_timeout": "never disconnects a silent client, so no will",
+    "MQTT_3_1_2_24_keepalive_half_packet_then_silence_disconnects": "ignores the keepalive: never disconnects",
     "MQTT_4_7_1_1_wildcard_in_topic_name_closes": "stops reading but leaves the connection open",
     "MQTT_4_7_2_1_dollar_topics_not_matched_by_wildcards": (
         "after a PUBLISH to a $-topic stops routing that connection's messages but leaves it open"

@@ -534,6 +534,13 @@ async def _keepalive(ctx: Ctx) -> None:
     _expect(await a.closed(timeout=2 * ctx.target.timeout), "silent client with keepalive 1 s never disconnected")
 
 
+@statement("MQTT-3.1.2-24", "keepalive_half_packet_then_silence_disconnects", "a client that stops in the middle of a packet is disconnected too")
+async def _keepalive_half(ctx: Ctx) -> None:
+    a = await ctx.client("a", keepalive=1)
+    await a.send(publish_bytes(ctx.topic("t"), b"x" * 100)[:20])
+    _expect(await a.closed(timeout=2 * ctx.target.timeout), "client silent mid-packet with keepalive 1 s never disconnected")
+
+
 @statement("MQTT-3.1.2-8", "will_published_on_keepalive_timeout", "the will is published when the server closes a silent client")
 async def _will_keepalive(ctx: Ctx) -> None:
     w = await ctx.client("w")
