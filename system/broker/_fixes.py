@@ -7,7 +7,7 @@ is pinned by the conformance check of the same statement (system/broker/conforma
 statement              stock amqtt 0.12.1 does / squall's fix
 =====================  =====================================================================
 MQTT-4.4.0-1           drops an unacknowledged outgoing PUBLISH (QoS 1/2) or PUBREL when the
-                       subscriber disconnects or after 5 s (amqtt issue 401) / keep it in the
+                       subscriber disconnects or after 5 s (amqtt issue 401; PR 402 open) / keep it in the
                        session until acknowledged, re-send with DUP=1 (PUBREL as is) on reconnect
 MQTT-4.3.2-2           drops QoS 1/2 messages it has already acknowledged but not yet routed
                        when the publisher disconnects (a short-lived publisher loses most of a

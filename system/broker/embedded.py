@@ -14,6 +14,10 @@ Anonymous clients are allowed by default. ``users`` adds username/password login
 password: CONNACK refused); ``allow_anonymous=False`` requires them. ``acl`` maps a username
 (``"anonymous"`` for clients without one, ``"*"`` for everyone not listed) to the topic
 patterns it may subscribe and publish to; a denied subscription gets SUBACK 0x80.
+
+Limits of the squall flavor: a packet over 16 MiB closes its connection (MQTT allows 256 MiB;
+the limit keeps one client from filling memory), and a connection that sends no CONNECT within
+30 s is closed.
 """
 
 from __future__ import annotations
