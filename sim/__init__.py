@@ -6,12 +6,13 @@ for comparing two traces.
 
 from sim._trace import Trace, TraceEvent, first_divergence
 from sim._world import Host, RunResult, World
-from sim.errors import BadInput, Deadlock, SimulationError, Unsupported
+from sim.errors import BadInput, Deadlock, Livelock, SimulationError, Unsupported
 
 __all__ = [
     "BadInput",
     "Deadlock",
     "Host",
+    "Livelock",
     "RunResult",
     "SimulationError",
     "Trace",

@@ -247,7 +247,8 @@ class Links:
                 gate = self._gates[pipe] = _Gate()
             gate.held.append(seg)
             gate.since = self.world.env._now
-            self.world.after(self.user_timeout, self._check_user_timeout, pipe, gate.since)
+            if seg.kind != _RST:  # nobody waits for a reset to be acknowledged
+                self.world.after(self.user_timeout, self._check_user_timeout, pipe, gate.since)
             return True
         return False
 
@@ -257,14 +258,16 @@ class Links:
             return
         conn = pipe.conn
         self.world.trace.add(self.world.env._now, "user-timeout", conn.id, f"{pipe.src.host.name}->{pipe.dst.host.name}")
-        gate.held.clear()
-        for pipe_ in (conn.up, conn.down):
-            self._gates.pop(pipe_, None)
-        # The sender gives up on the unacknowledged bytes; both ends are reset.
+        del self._gates[pipe]
+        # The sender's stack gives up on its unacknowledged bytes and aborts: its RST goes the
+        # same way as the bytes did, so across a partition the other end only learns of it
+        # when the partition heals (or from its own user timeout), as with real TCP.
         pipe.src._receive_reset(TimeoutError(errno.ETIMEDOUT, "[Errno 110] Connection timed out"))
-        if pipe.dst.host.up:
-            pipe.dst._receive_reset()
-        conn.severed = True  # type: ignore[attr-defined]
+        rst = pipe.make(_RST)
+        gate = self._gates[pipe] = _Gate()
+        gate.held.append(rst)
+        gate.since = self.world.env._now
+        self._release([pipe])
 
     def _release(self, pipes: Iterable["_Pipe"]) -> None:
         for pipe in pipes:

@@ -25,7 +25,7 @@ from heapq import heapify, heappop, heappush
 from typing import TYPE_CHECKING, Any, Callable
 
 from sim._network import _RefusedUnsupported
-from sim.errors import Deadlock
+from sim.errors import Deadlock, Livelock
 
 if TYPE_CHECKING:
     from sim._world import World
@@ -124,6 +124,9 @@ class SimLoop(asyncio.BaseEventLoop):
         self._world = world
         self._selector = _Selector(self)
         self._clock_resolution = 1e-9
+        self._instant = -1.0
+        self._spins = 0
+        self.livelock_limit = 500_000  # callbacks run without virtual time moving
 
     # -- time -----------------------------------------------------------------------------
     def time(self) -> float:
@@ -170,7 +173,14 @@ class SimLoop(asyncio.BaseEventLoop):
         else:
             timeout = None
         self._selector.select(timeout)
-        end = self._world.env._now + 1e-9
+        now = self._world.env._now
+        if now == self._instant:
+            self._spins += len(ready)
+            if self._spins > self.livelock_limit:
+                raise self._livelock()
+        else:
+            self._instant, self._spins = now, 0
+        end = now + 1e-9
         while scheduled and scheduled[0]._when < end:
             timer = heappop(scheduled)
             timer._scheduled = False
@@ -212,6 +222,24 @@ class SimLoop(asyncio.BaseEventLoop):
         return Deadlock(
             f"deadlock at virtual time {self.time():.6f}s: no event is scheduled and these tasks wait forever "
             f"(seed {self._world.seed}):\n" + "\n".join(lines)
+        )
+
+    def _livelock(self) -> Livelock:
+        from collections import Counter
+
+        def name(h: Any) -> str:
+            cb = h._callback
+            owner = getattr(cb, "__self__", None)
+            if isinstance(owner, asyncio.Task):
+                coro = owner.get_coro()
+                return f"task {owner.get_name()} ({getattr(coro, '__qualname__', '?')})"
+            return getattr(cb, "__qualname__", repr(cb))
+
+        busy = Counter(name(h) for h in list(self._ready)[:5000]).most_common(5)
+        lines = "\n".join(f"  {n} x {what}" for what, n in busy)
+        return Livelock(
+            f"livelock at virtual time {self.time():.6f}s: {self._spins:,} callbacks ran without the clock moving "
+            f"(seed {self._world.seed}); the busiest:\n{lines}"
         )
 
     # -- network ----------------------------------------------------------------------------

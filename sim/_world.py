@@ -355,9 +355,16 @@ class World:
         task.cancel()
         return None, False
 
+    def _settle(self, coro: Any) -> None:
+        try:
+            self.loop.run_until_complete(coro)
+        except SimulationError:  # still stuck: give up on cleanup, quietly
+            coro.close()
+
     def _teardown(self) -> None:
         """Cancel what is still running, give it a virtual moment to clean up, then stop."""
         loop = self.loop
+        loop._spins = 0  # a livelocked run still gets its cleanup
         # In host order, then creation order: all_tasks() iterates in memory-address order.
         tasks = [t for host in self.hosts.values() for t in host.tasks]
         known = set(tasks)
@@ -365,14 +372,8 @@ class World:
         for t in tasks:
             t.cancel()
         if tasks:
-            try:
-                loop.run_until_complete(asyncio.wait(tasks, timeout=5.0))
-            except SimulationError:
-                pass
-        try:
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        except SimulationError:
-            pass
+            self._settle(asyncio.wait(tasks, timeout=5.0))
+        self._settle(loop.shutdown_asyncgens())
         self._running = False
         if self._disk is not None:
             shutil.rmtree(self._disk, ignore_errors=True)

@@ -220,26 +220,40 @@ def check_commands(ix: _Index, facts: RunFacts) -> CheckResult:
 
 
 def check_availability(ix: _Index, facts: RunFacts) -> CheckResult:
-    """A client shown online must be connected: a stale "online" outliving its owner is a failure."""
-    shown: dict[str, tuple[str, float]] = {}
+    """A client shown online must be reachable: whenever a client is down (its own view, or its
+    host crashed) for longer than ``stale_availability_s``, what a watcher sees for it by then
+    must no longer be "online" (the broker publishes its will)."""
+    shown: dict[str, list[tuple[float, str]]] = defaultdict(list)
     for r in ix.by_event.get("availability", []):
-        shown[r["subject"]] = (r["status"], r["t"])
+        shown[r["subject"]].append((r["t"], r["status"]))
     if not shown:
         return CheckResult("availability", True, "no availability observed")
-    alive: dict[str, tuple[bool, float]] = {}
+    ups: dict[str, list[tuple[float, bool]]] = defaultdict(list)
     for r in sorted(ix.by_event.get("connect", []) + ix.by_event.get("disconnect", []) + ix.by_event.get("crash", []), key=lambda r: r["t"]):
         who = r.get("client") or r.get("host")
-        alive[who] = (r["event"] == "connect", r["t"])
+        ups[who].append((r["t"], r["event"] == "connect"))
     end = facts.end if facts.end is not None else facts.duration
-    for subject, (status, t_shown) in sorted(shown.items()):
-        up, since = alive.get(subject, (True, 0.0))
-        if status == "online" and not up and end - since > ix.cfg.stale_availability_s:
-            return CheckResult(
-                "availability", False,
-                f"{subject} shown online at the end but down since t={since:.3f}s ({end - since:.0f}s > {ix.cfg.stale_availability_s:g}s): stale availability",
-                {"subject": subject, "status": status, "shown_at": t_shown, "down_since": since}, since,
-            )
-    return CheckResult("availability", True, f"availability of {len(shown)} clients matches their connections")
+    stale = ix.cfg.stale_availability_s
+
+    def status_at(subject: str, t: float) -> str | None:
+        seen = [st for at, st in shown[subject] if at <= t]
+        return seen[-1] if seen else None
+
+    for subject in sorted(shown):
+        timeline = ups.get(subject, [])
+        for i, (t_down, up) in enumerate(timeline):
+            if up:
+                continue
+            back = next((t for t, u in timeline[i + 1 :] if u), end)
+            judge = t_down + stale
+            if judge < back and status_at(subject, judge) == "online":
+                return CheckResult(
+                    "availability", False,
+                    f"stale availability: {subject} down since t={t_down:.3f}s but still shown online at t={judge:.3f}s "
+                    f"({stale:g}s later; the broker never published its will)",
+                    {"subject": subject, "down_since": t_down, "shown": "online", "judged_at": judge}, judge,
+                )
+    return CheckResult("availability", True, f"availability of {len(shown)} clients followed their connections")
 
 
 def check_liveness(ix: _Index, facts: RunFacts) -> CheckResult:

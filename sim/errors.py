@@ -21,3 +21,7 @@ class Deadlock(SimulationError):
 
 class Unsupported(SimulationError):
     """The code under simulation used something the simulated world refuses."""
+
+
+class Livelock(SimulationError):
+    """Callbacks keep running but virtual time never moves (a busy loop with no await on time)."""

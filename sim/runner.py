@@ -18,6 +18,7 @@ from sim._plan import plan
 from sim._trace import Trace
 from sim._world import World
 from sim.checks import CheckResult, RunFacts, metrics, run_checks
+from sim.errors import SimulationError
 from sim.faults.schedule import CrashFault, Schedule
 from sim.history import History
 from sim.scenario import Scenario
@@ -90,25 +91,33 @@ def run_scenario(
     schedule.apply(world)
 
     wall = time.perf_counter()
-    result = world.run(until=scenario.duration)
+    stuck: SimulationError | None = None
+    try:
+        result = world.run(until=scenario.duration)
+        now, trace_hash, trace, errors = result.now, result.trace_hash, result.trace, result.errors
+    except SimulationError as exc:  # a deadlock or livelock is a finding, reported like a failed check
+        stuck = exc
+        now, trace_hash, trace, errors = world.now, world.trace.hash, world.trace, world.errors
     wall = time.perf_counter() - wall
 
-    facts = RunFacts(duration=scenario.duration, quiet_after=schedule.quiet_after)
+    facts = RunFacts(duration=scenario.duration, quiet_after=schedule.quiet_after, end=now)
     checks = run_checks(history.records, scenario.checks, facts)
+    progress = CheckResult("progress", stuck is None, "the run reached its end" if stuck is None else str(stuck), at=None if stuck is None else now)
+    checks.insert(0, progress)
     report = build_report(
         scenario=scenario,
         mode="sim",
         seed=seed,
         checks=checks,
         metrics=metrics(history.records, scenario.checks, facts),
-        virtual_seconds=result.now,
+        virtual_seconds=now,
         wall_seconds=wall,
-        trace_hash=result.trace_hash,
+        trace_hash=trace_hash,
         schedule=schedule,
         replay=replay_command(scenario_ref or scenario.name, seed),
-        extra={"kernel_errors": result.errors[:20]},
+        extra={"kernel_errors": errors[:20]},
     )
-    outcome = RunOutcome(report, history, schedule, result.trace, scenario)
+    outcome = RunOutcome(report, history, schedule, trace, scenario)
     if out is not None:
         from sim.report import write_run
 

@@ -57,7 +57,7 @@ def _one(scenario_ref: str, seed: int, out: str) -> dict[str, Any]:
         "seed": seed,
         "ok": r["ok"],
         "failed": [c["name"] for c in r["checks"] if not c["ok"]],
-        "first_failure": next((c["detail"] for c in r["checks"] if not c["ok"]), ""),
+        "first_failure": next((c["detail"][:240] for c in r["checks"] if not c["ok"]), ""),
         "metrics": r["metrics"],
         "faults": [f["kind"] for f in r["faults"]],
         "virtual_seconds": r["virtual_seconds"],
@@ -86,7 +86,11 @@ def sweep(scenario_ref: str, seeds: list[int], out: Path, jobs: int | None = Non
                 results.append(_one(scenario_ref, seed, str(out)))
                 bar.update(task, advance=1, failed=sum(not r["ok"] for r in results))
         else:
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("fork")) as pool:
+            # forkserver, not fork: forking a process whose progress bar runs a thread can
+            # leave a child holding a lock nobody will release.
+            ctx = get_context("forkserver")
+            ctx.set_forkserver_preload(["sim.runner", "sim.scenario", "system.fleet"])
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
                 futures = [pool.submit(_one, scenario_ref, seed, str(out)) for seed in seeds]
                 for fut in as_completed(futures):
                     results.append(fut.result())
