@@ -509,7 +509,7 @@ class BusClient:
         its own pinger from ever starting.
         """
         interval = max(0.5, (self.settings.keep_alive - 1) / 3)
-        pings: set[asyncio.Task[bool]] = set()
+        pings: dict[asyncio.Task[bool], None] = {}  # ordered: a run must replay exactly
         heard: int | None = None  # link.received when the last PINGREQ went out
         try:
             while True:
@@ -522,10 +522,10 @@ class BusClient:
                     return
                 heard = link.received
                 ping = asyncio.create_task(link.ping(), name=f"bus-{self.client_id}-ping")
-                pings.add(ping)
-                ping.add_done_callback(pings.discard)
+                pings[ping] = None
+                ping.add_done_callback(lambda done: pings.pop(done, None))
         finally:
-            for ping in pings:
+            for ping in list(pings):
                 ping.cancel()
 
     async def _on_open(self, link: Link) -> None:

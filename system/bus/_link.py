@@ -35,6 +35,37 @@ class LinkClosed(ConnectionError):
     """The connection to the broker is gone."""
 
 
+class _HandOff(asyncio.Queue[ApplicationMessage]):
+    """amqtt's queue of received messages, which it fills *before* it acknowledges a QoS 1
+    message. ``put`` (amqtt's QoS 1 and 2 path) waits while a message is already waiting
+    here, so the PUBACK goes out only once the bus takes the one before: until then the
+    broker keeps the message and sends it again after a stop or a crash, instead of amqtt
+    holding any number of acknowledged messages that die with the process. ``put_nowait``
+    (its QoS 0 path) never waits and never refuses: amqtt discards what a full queue refuses.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._room = asyncio.Semaphore(1)  # FIFO: messages keep the order they arrived in
+
+    async def put(self, item: ApplicationMessage) -> None:
+        await self._room.acquire()
+        self.put_nowait(item)
+
+    def get_nowait(self) -> ApplicationMessage:
+        item = super().get_nowait()
+        if item.qos:
+            self._room.release()
+        return item
+
+    def drain(self) -> list[ApplicationMessage]:
+        """Everything waiting, without letting the next message in (and acknowledged)."""
+        out = []
+        while not self.empty():
+            out.append(super().get_nowait())
+        return out
+
+
 class _Client(MQTTClient):
     """amqtt's client with credentials set on the session rather than in the URI, because
     amqtt logs the URI."""
@@ -48,6 +79,7 @@ class _Client(MQTTClient):
         session = super()._init_session(*args, **kwargs)
         session.username = self._username
         session.password = self._password
+        session.delivered_message_queue = _HandOff()
         return session
 
 
@@ -233,7 +265,11 @@ class Link:
                 if barrier is None:
                     barrier = asyncio.ensure_future(self.ping())
                 elif barrier.done():
-                    await asyncio.wait([answer, *([closed] if closed is not None else [])], timeout=timeout)
+                    await asyncio.wait(
+                        [answer, *([closed] if closed is not None else [])],
+                        timeout=timeout,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
                     if answer.done():
                         break
                     if not self.is_open:
@@ -276,12 +312,11 @@ class Link:
             return None
 
     def leftovers(self) -> list[ApplicationMessage]:
-        """Take what amqtt received (and acknowledged) that nobody has taken yet, without waiting."""
+        """Take what amqtt received and acknowledged that nobody has taken yet (at most one
+        QoS 1 message, see ``_HandOff``), without waiting and without acknowledging more."""
         session = self._client.session
-        out: list[ApplicationMessage] = []
-        while session is not None and not session.delivered_message_queue.empty():
-            out.append(session.delivered_message_queue.get_nowait())
-        return out
+        queue = session.delivered_message_queue if session is not None else None
+        return queue.drain() if isinstance(queue, _HandOff) else []
 
     async def closed(self) -> None:
         """Wait until the connection is lost (or closed by us)."""

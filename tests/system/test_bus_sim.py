@@ -220,14 +220,15 @@ def test_any_slow_link_with_any_cuts_loses_no_qos1_message(seed: int, rate: int,
     assert late == []
 
 
-def test_stopping_a_backed_up_subscriber_accounts_for_every_message() -> None:
-    """amqtt acknowledges QoS 1 on arrival, so what it holds when the client stops is gone
-    for good: each such message is reported dropped ('shutdown'), the rest come to the next
-    session. Published = delivered + dropped + delivered later, nothing silently lost."""
+def test_stopping_a_backed_up_subscriber_loses_at_most_what_it_took() -> None:
+    """A subscriber whose handler cannot keep up is stopped. amqtt acknowledges a QoS 1
+    message only when the bus takes it (see ``_HandOff``), so the broker keeps the rest for
+    the next session; the few the bus had taken are reported dropped ('shutdown'), not lost
+    silently. Published = delivered + dropped + delivered to the next session."""
     world = sim.World(seed=5)
     events: list[Event] = []
     later: list[str] = []
-    count = 60
+    count, capacity = 60, 2
 
     async def broker() -> None:
         await EmbeddedBroker(host="broker", port=1883).start()
@@ -238,25 +239,33 @@ def test_stopping_a_backed_up_subscriber_accounts_for_every_message() -> None:
 
     async def main() -> list[str]:
         settings = BusSettings(
-            host="broker", port=1883, client_id="rec", heartbeat_interval=0, inbound_capacity=2, shutdown_timeout=0.5
+            host="broker", port=1883, client_id="rec", heartbeat_interval=0, inbound_capacity=capacity
         )
         recorder = BusClient(settings, observer=events.append, rng=random.Random(5))
+        await recorder.subscribe("r/#", slow, qos=1)  # made on connect
         await recorder.start()
         await recorder.wait_connected(10)
-        await recorder.subscribe("r/#", slow, qos=1)
         pub_settings = BusSettings(host="broker", port=1883, client_id="pub", heartbeat_interval=0)
         async with BusClient(pub_settings, rng=random.Random(6)) as pub:
             sent = [(await pub.publish("r/x", i)).id for i in range(count)]
             await pub.flush(30)
         await asyncio.sleep(3)
-        await recorder.stop()
-        done = asyncio.Event()
-        async with BusClient(settings.model_copy(update={"inbound_capacity": 1000}), rng=random.Random(7)) as again:
-            await again.subscribe("r/#", lambda m: (later.append(m.envelope.id), len(later) and done.set()), qos=1)
-            with contextlib.suppress(TimeoutError):
-                while len(later) + _accounted(events) < count:
-                    done.clear()
-                    await asyncio.wait_for(done.wait(), 30)
+        await recorder.stop(timeout=0.5)
+
+        rest = count - len([e for e in events if e.name in ("deliver", "drop") and e.topic == "r/x"])
+        all_in = asyncio.Event()
+
+        def take(msg: Message) -> None:
+            later.append(msg.envelope.id)
+            if len(later) >= rest:
+                all_in.set()
+
+        again = BusClient(settings, rng=random.Random(7))  # the same persistent session
+        await again.subscribe("r/#", take, qos=1)
+        await again.start()
+        with contextlib.suppress(TimeoutError):  # the assertions say what is missing
+            await asyncio.wait_for(all_in.wait(), 60)
+        await again.stop()
         return sent
 
     world.host("broker").spawn(broker)
@@ -265,9 +274,7 @@ def test_stopping_a_backed_up_subscriber_accounts_for_every_message() -> None:
     sent: list[str] = result.value
     delivered = [e.id for e in events if e.name == "deliver" and e.topic == "r/x"]
     dropped = [e.id for e in events if e.name == "drop" and e.topic == "r/x"]
-    assert dropped and all(e.reason == "shutdown" for e in events if e.name == "drop")
+    assert all(e.reason == "shutdown" for e in events if e.name == "drop")
+    # The inbox, the message in the receiver's hands and the one amqtt acknowledged last.
+    assert 0 < len(dropped) <= capacity + 2
     assert sorted(delivered + dropped + later) == sorted(sent)
-
-
-def _accounted(events: list[Event]) -> int:
-    return sum(1 for e in events if e.name in ("deliver", "drop") and getattr(e, "topic", "") == "r/x")
