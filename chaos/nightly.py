@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 def nightly(out: Path | None, duration: float, seeds: str, sweep_scenario: str, broker_url: str | None, upstream: str | None, jobs: int | None, only: str | None = None) -> int:
     from chaos.runner import run_chaos
+    from sim.errors import pick
     from sim.scenario import load_scenario, shipped
     from sim.sweep import parse_seeds, sweep
 
@@ -29,15 +30,7 @@ def nightly(out: Path | None, duration: float, seeds: str, sweep_scenario: str, 
     out.mkdir(parents=True, exist_ok=True)
     console = Console()
     rows: list[dict[str, Any]] = []
-    names = shipped()
-    if only:
-        wanted = [n.strip() for n in only.split(",") if n.strip()]
-        unknown = [n for n in wanted if n not in names]
-        if unknown:
-            from sim.errors import BadInput
-
-            raise BadInput(f"--scenarios: unknown scenario {unknown[0]!r}; choose from {', '.join(names)}")
-        names = wanted
+    names = pick("--scenarios", only, shipped())
     columns = (TextColumn("nightly {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as bar:
         task = bar.add_task("chaos", total=len(names))

@@ -86,32 +86,30 @@ class _Selector:
         pass
 
 
+def _fill(handle: events.Handle, callback: Callable[..., Any], args: tuple[Any, ...], loop: Any, context: Any) -> None:
+    handle._callback = callback
+    handle._args = args
+    handle._loop = loop
+    handle._cancelled = False
+    handle._repr = None
+    handle._source_traceback = None
+    handle._context = contextvars.copy_context() if context is None else context
+
+
 class _Handle(events.Handle):
     """asyncio's Handle minus the debug bookkeeping: it is created once per callback."""
 
     __slots__ = ()
 
     def __init__(self, callback: Callable[..., Any], args: tuple[Any, ...], loop: Any, context: Any = None) -> None:
-        self._callback = callback
-        self._args = args
-        self._loop = loop
-        self._cancelled = False
-        self._repr = None
-        self._source_traceback = None
-        self._context = contextvars.copy_context() if context is None else context
+        _fill(self, callback, args, loop, context)
 
 
 class _TimerHandle(events.TimerHandle):
     __slots__ = ()
 
     def __init__(self, when: float, callback: Callable[..., Any], args: tuple[Any, ...], loop: Any, context: Any = None) -> None:
-        self._callback = callback
-        self._args = args
-        self._loop = loop
-        self._cancelled = False
-        self._repr = None
-        self._source_traceback = None
-        self._context = contextvars.copy_context() if context is None else context
+        _fill(self, callback, args, loop, context)
         self._when = when
         self._scheduled = False
 

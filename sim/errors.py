@@ -11,6 +11,17 @@ class BadInput(Exception):
     """
 
 
+def pick(option: str, wanted: str | None, available: list[str]) -> list[str]:
+    """Names from a comma-separated option, each checked against ``available`` (all when empty)."""
+    if not wanted:
+        return list(available)
+    names = [n.strip() for n in wanted.split(",") if n.strip()]
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise BadInput(f"{option}: unknown name {unknown[0]!r}; choose from {', '.join(available)}")
+    return names
+
+
 class SimulationError(RuntimeError):
     """The simulated world cannot go on (a deadlock, an unsupported feature)."""
 

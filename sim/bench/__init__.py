@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from sim.errors import BadInput
+from sim.errors import pick
 
 FIGURES: dict[str, str] = {
     "amqtt_burst": "sim.bench.amqtt_burst:figure",
@@ -36,13 +36,7 @@ def run_bench(json_out: Path | None = None, only: str | None = None, quick: bool
     from rich.console import Console
     from rich.table import Table
 
-    names = list(FIGURES)
-    if only:
-        wanted = [n.strip() for n in only.split(",") if n.strip()]
-        unknown = [n for n in wanted if n not in FIGURES]
-        if unknown:
-            raise BadInput(f"--only: unknown figure {unknown[0]!r}; choose from {', '.join(FIGURES)}")
-        names = wanted
+    names = pick("--only", only, list(FIGURES))
     console = Console(stderr=True)
     results: dict[str, dict[str, float]] = {}
     for name in names:
