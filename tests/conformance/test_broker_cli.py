@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from sim.cli import main
@@ -32,18 +34,17 @@ def test_bad_arguments_are_one_line_exit_2(capsys: pytest.CaptureFixture[str], a
 def test_conformance_on_squall_passes(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _run(capsys, "--conformance", "--only", "MQTT_4_4_0_1", "--seed", "1")
     assert code == 0, out
-    assert "MQTT_4_4_0_1_unacked_publish_resent_with_dup  pass" in out and "  fail  " not in out
+    assert re.search(r"MQTT_4_4_0_1_unacked_publish_resent_with_dup\s+pass", out) and not re.search(r"\sfail\s", out)
 
 
 def test_conformance_on_stock_amqtt_exits_1_naming_the_statement(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = _run(capsys, "--conformance", "--flavor", "amqtt", "--only", "resubscribe", "--seed", "1")
     assert code == 1, err
-    assert "MQTT_3_8_4_3_resubscribe_replaces_subscription  fail" in out
+    assert re.search(r"MQTT_3_8_4_3_resubscribe_replaces_subscription\s+fail", out)
 
 
 def test_standalone_broker_serves_until_interrupted() -> None:
     """`squall broker --port 0` says where it listens, serves MQTT, and stops cleanly on Ctrl-C."""
-    import re
     import signal
     import socket
     import subprocess
