@@ -132,6 +132,11 @@ class BusClient:
     ``settings.seq_start`` (0) in each client, so set it to keep ``seq`` monotonic across
     process restarts; it increases strictly but is not contiguous (each connect prepares a
     will envelope that takes a number), so detect loss by ``id``, not by gaps in ``seq``.
+    A received QoS 1 message is acknowledged to the broker when the bus takes it into its
+    inbound queue; what that queue still holds when the client stops is reported as
+    ``Dropped(reason="shutdown")``, the rest stays with the broker for the next session.
+    A slow link is not a dead one: the connection is dropped only when nothing at all
+    arrives from the broker, and late answers (SUBACK, PUBACK) are waited for.
     """
 
     def __init__(
