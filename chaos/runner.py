@@ -286,12 +286,14 @@ def _port_range(text: str | None) -> list[int] | None:
 
 
 def run_chaos(scenario: Scenario, seed: int | None = None, *, out: Path | None = None, broker_url: str | None = None, toxiproxy_url: str | None = None, upstream: str | None = None, duration: float | None = None) -> RunOutcome:
-    logging.getLogger("amqtt").setLevel(logging.CRITICAL)
     seed = scenario.seed if seed is None else seed
     if broker_url is not None and not broker_url.startswith("mqtt://"):
         raise BadInput(f"--broker {broker_url!r}: give an MQTT URL like mqtt://127.0.0.1:1883")
     runner = ChaosRun(scenario, seed, broker_url=broker_url, toxiproxy_url=toxiproxy_url or os.environ.get("TOXIPROXY_URL"), upstream=upstream, duration=duration)
-    outcome = asyncio.run(runner.run())
+    from sim.runner import quiet
+
+    with quiet("amqtt"):
+        outcome = asyncio.run(runner.run())
     if out is not None:
         from sim.report import write_run
 

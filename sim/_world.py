@@ -159,6 +159,7 @@ class World:
         self._task_seq = 0
         self._disk: Path | None = None
         self._skewed = False
+        self._lingering: list[asyncio.Task[Any]] = []
         self.errors: list[str] = []
         self.links = Links(self, latency, jitter, local_latency, connect_timeout, tick, user_timeout)
         self.net = Network(self, latency, jitter)
@@ -278,6 +279,9 @@ class World:
             listener.close()
         for task in h.tasks:
             task.cancel()
+            # Code that swallows its cancellation lingers; hold it so the garbage collector
+            # does not destroy it mid-run at a moment that depends on memory, not on the seed.
+            self._lingering.append(task)
         h._spawned.clear()
 
     def restart(self, host: str) -> None:

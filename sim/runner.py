@@ -7,12 +7,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from sim._plan import plan
 from sim._trace import Trace
@@ -54,9 +55,24 @@ def run_scenario(
     scenario_ref: str | None = None,
     plots: bool = True,
 ) -> RunOutcome:
-    seed = scenario.seed if seed is None else seed
+    with quiet("amqtt"):
+        return _run(scenario, scenario.seed if seed is None else seed, out=out, schedule=schedule, keep_trace=keep_trace, scenario_ref=scenario_ref, plots=plots)
+
+
+@contextlib.contextmanager
+def quiet(name: str) -> Iterator[None]:
+    """Silence a chatty library's logger for the length of a run, then put it back."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _run(scenario: Scenario, seed: int, *, out: Path | None, schedule: Schedule | None, keep_trace: bool, scenario_ref: str | None, plots: bool) -> RunOutcome:
     schedule = scenario.schedule(seed) if schedule is None else schedule
-    logging.getLogger("amqtt").setLevel(logging.CRITICAL)
     net = scenario.network
     world = World(
         seed=seed,
