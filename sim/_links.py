@@ -178,6 +178,8 @@ class Links:
                     pipe.toxics = [s for s in pipe.toxics if s.name != name] or None
                     for state in gone:
                         state.remove()
+                    if gone:
+                        self._release_held(pipe)
 
     def toxics(self, target: str) -> list[Toxic]:
         return list(self._toxics.get(parse_target(target), {}).values())
@@ -225,13 +227,35 @@ class Links:
         if pipe.toxics and seg.kind <= _EOF:  # toxics act on the byte stream, not on set-up or resets
             # No coalescing into a segment a toxic has already cut, trimmed or timed.
             pipe._last = None
-            items = [(t, seg)]
-            for state in pipe.toxics:
-                items = state.apply(items, pipe.rng)
-            for t, s in items:
-                pipe.schedule(s, self.on_grid(t))
+            self._through_toxics(pipe, [(t, seg)])
             return
         pipe.schedule(seg, self.on_grid(t))
+
+    def _through_toxics(self, pipe: "_Pipe", items: list[tuple[float, "_Segment"]]) -> None:
+        for state in pipe.toxics or ():
+            items = state.apply(items, pipe.rng)
+        held = pipe.held_by_toxics
+        if len(held) > 256:  # simpy sets callbacks to None once a segment has arrived
+            held[:] = [s for s in held if s.callbacks is not None]
+        for t, s in items:
+            pipe.schedule(s, self.on_grid(t))
+            held.append(s)
+
+    def _release_held(self, pipe: "_Pipe") -> None:
+        """A toxic went away: what it was still holding goes on at once, through the toxics left,
+        as Toxiproxy flushes a removed toxic's buffer (a removed bandwidth limit does not keep
+        trickling what it had queued)."""
+        pending = [s for s in pipe.held_by_toxics if s.callbacks]
+        pipe.held_by_toxics = []
+        if not pending:
+            return
+        now = self.world.env._now
+        pipe._next_free = now
+        items = []
+        for seg in pending:
+            seg.callbacks = []  # the copy in the queue arrives as nothing
+            items.append((now + self.one_way(pipe.src.host, pipe.dst.host, pipe.rng), seg.clone(seg.data)))
+        self._through_toxics(pipe, items)
 
     def intercept(self, pipe: "_Pipe", seg: "_Segment") -> bool:
         """True when the segment is held or lost instead of arriving now."""

@@ -49,7 +49,7 @@ class _Segment:
 class _Pipe:
     """One direction of one connection: src endpoint to dst endpoint."""
 
-    __slots__ = ("conn", "src", "dst", "link", "_last", "_next_free", "world", "rng", "toxics")
+    __slots__ = ("conn", "src", "dst", "link", "_last", "_next_free", "world", "rng", "toxics", "held_by_toxics")
 
     def __init__(self, conn: "_Connection", src: "Endpoint", dst: "Endpoint", link: Any) -> None:
         self.conn = conn
@@ -61,6 +61,7 @@ class _Pipe:
         self._last: _Segment | None = None  # last segment scheduled and not yet arrived
         self._next_free = 0.0  # segments never overtake one another
         self.toxics: Any = None  # set by the fault layer
+        self.held_by_toxics: list[_Segment] = []  # segments a toxic delayed, until they arrive
 
     def send(self, kind: int, data: bytes | None = None) -> None:
         env = self.world.env

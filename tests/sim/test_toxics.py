@@ -232,3 +232,32 @@ def test_writes_in_one_instant_through_a_slicer_all_arrive():
         return await reader.readexactly(80)
 
     assert world.run(main).value == b"".join(b"<%02d>" % i for i in range(20))
+
+
+def test_removing_a_bandwidth_toxic_flushes_what_it_was_holding():
+    """As Toxiproxy does: a removed toxic's queue goes on at once instead of trickling out."""
+    world = World(seed=1, latency=LAT, jitter=0.0, tick=0)
+    size = 100_000
+
+    async def ack_when_complete(reader, writer):
+        await reader.readexactly(size)
+        writer.write(b"ok")
+
+    async def server():
+        await (await asyncio.start_server(ack_when_complete, "0.0.0.0", 7, limit=2**20)).serve_forever()
+
+    world.host("srv").spawn(server)
+    world.add_toxic("srv:7", {"type": "bandwidth", "name": "slow", "stream": "upstream", "attributes": {"rate": 1}})
+
+    async def main():
+        reader, writer = await connect()
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        for i in range(10):
+            writer.write(bytes(size // 10))  # 100 s of data at 1 KB/s
+        await asyncio.sleep(2)
+        world.remove_toxic("srv:7", "slow")
+        await reader.readexactly(2)
+        return loop.time() - t0
+
+    assert world.run(main).value == pytest.approx(2 + 2 * LAT, abs=1e-6)
