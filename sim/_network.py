@@ -49,13 +49,12 @@ class _Segment:
 class _Pipe:
     """One direction of one connection: src endpoint to dst endpoint."""
 
-    __slots__ = ("conn", "src", "dst", "link", "_last", "_next_free", "world", "rng", "toxics", "held_by_toxics")
+    __slots__ = ("conn", "src", "dst", "_last", "_next_free", "world", "rng", "toxics", "held_by_toxics")
 
-    def __init__(self, conn: "_Connection", src: "Endpoint", dst: "Endpoint", link: Any) -> None:
+    def __init__(self, conn: "_Connection", src: "Endpoint", dst: "Endpoint") -> None:
         self.conn = conn
         self.src = src
         self.dst = dst
-        self.link = link
         self.world = conn.world
         self.rng = self.world.streams(f"net.pipe:{conn.id}:{src.host.name}->{dst.host.name}")
         self._last: _Segment | None = None  # last segment scheduled and not yet arrived
@@ -377,10 +376,8 @@ class Listener(asyncio.AbstractServer):
 class Network:
     """Every listener and connection of a world, and the links between its hosts."""
 
-    def __init__(self, world: "World", latency: float, jitter: float) -> None:
+    def __init__(self, world: "World") -> None:
         self.world = world
-        self.latency = latency
-        self.jitter = jitter
         self._listeners: dict[tuple[str, int], Listener] = {}
         self._endpoints: dict[tuple[str, int, str, int], Endpoint] = {}
         self._next_conn = 0
@@ -464,8 +461,8 @@ class Network:
         server = Endpoint(conn, target, (target.name, port), client.local)
         conn.server = server
         client.peer, server.peer = server, client
-        conn.up = client.out = _Pipe(conn, client, server, None)
-        conn.down = server.out = _Pipe(conn, server, client, None)
+        conn.up = client.out = _Pipe(conn, client, server)
+        conn.down = server.out = _Pipe(conn, server, client)
         self.world.links.attach(self, conn)
         self._endpoints[(client.host.name, client.local[1], target.name, port)] = client
         self._endpoints[(target.name, port, client.host.name, client.local[1])] = server

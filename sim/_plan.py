@@ -84,7 +84,7 @@ def _monitor(broker_url: str, note: Callable[..., None]) -> Entry:
                 note("availability", subject=subject, status=status)
 
         settings = BusSettings(url=broker_url, client_id="monitor", heartbeat_interval=0)
-        client = BusClient(settings, observer=lambda e: None, rng=random.Random(f"monitor"))
+        client = BusClient(settings, observer=lambda e: None, rng=random.Random("monitor"))
         await client.subscribe(f"{settings.prefix}/availability/+", seen)
         await client.start()
         await asyncio.Event().wait()

@@ -78,7 +78,7 @@ class Divergence:
 def first_divergence(left: Sequence[TraceEvent] | Iterable[TraceEvent], right: Sequence[TraceEvent] | Iterable[TraceEvent]) -> Divergence | None:
     """The first event where two traces differ, or None when they are identical."""
     left, right = list(left), list(right)
-    for i, (a, b) in enumerate(zip(left, right)):
+    for i, (a, b) in enumerate(zip(left, right, strict=False)):
         if a.line() != b.line():
             return Divergence(i, a, b)
     if len(left) != len(right):

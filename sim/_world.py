@@ -162,7 +162,7 @@ class World:
         self._lingering: list[asyncio.Task[Any]] = []
         self.errors: list[str] = []
         self.links = Links(self, latency, jitter, local_latency, connect_timeout, tick, user_timeout)
-        self.net = Network(self, latency, jitter)
+        self.net = Network(self)
         self.net.trace_bytes = trace_bytes
         self.loop = SimLoop(self)
 
