@@ -17,8 +17,8 @@ MQTT-3.1.2-4, -5       forgets anonymous sessions on disconnect (every session i
 MQTT-3.1.2-6           keeps a CleanSession=1 session for up to 1 s and lets a CleanSession=0
                        connection resume it / delete it when its connection ends, never resume it
 MQTT-3.1.4-2           a CleanSession=1 CONNECT with a connected ClientId leaves the old
-                       connection open; a CleanSession=0 take-over marks the new session
-                       disconnected / close the old connection and retire it first
+                       connection open; a CleanSession=0 take-over closes the new connection
+                       too / close the old connection and retire it first
 MQTT-3.8.4-6           delivers at the subscription's QoS (upgrades QoS 0 to 1/2); retained QoS 0
                        likewise / deliver at min(published QoS, granted QoS)
 MQTT-3.8.4-3           re-subscribing the same filter keeps the old QoS / replace it
@@ -97,6 +97,21 @@ class BrokerState:
 
 class SquallBroker(Broker):
     """amqtt's Broker with squall's MQTT 3.1.1 fixes (see the module docstring's table)."""
+
+    # ---- routing speed: amqtt matches every message against every filter, splitting both
+    # strings each time; with a hundred clients that was most of a fleet simulation's time.
+    # Which filters match a topic depends only on the topic and the set of filters, so it is
+    # remembered per topic until the set of filters changes.
+
+    def _routes(self, topic: str) -> list[str]:
+        filters = tuple(self._subscriptions)
+        if filters != getattr(self, "_route_filters", None):
+            self._route_filters = filters
+            self._route_cache: dict[str, list[str]] = {}
+        hit = self._route_cache.get(topic)
+        if hit is None:
+            hit = self._route_cache[topic] = [f for f in filters if self._matches(topic, f)]
+        return hit
 
     # ---- connection setup
 
@@ -339,8 +354,9 @@ class SquallBroker(Broker):
 
     async def _fan_out(self, broadcast: dict[str, Any], running_tasks: collections.deque[asyncio.Task[Any]]) -> None:
         topic, data, pub_qos = broadcast["topic"], broadcast["data"], broadcast.get("qos")
-        for k_filter, subscriptions in list(self._subscriptions.items()):
-            if not self._matches(topic, k_filter):
+        for k_filter in self._routes(topic):
+            subscriptions = self._subscriptions.get(k_filter)
+            if not subscriptions:
                 continue
             for target, sub_qos in list(subscriptions):
                 qos = sub_qos if pub_qos is None else min(pub_qos, sub_qos)  # [MQTT-3.8.4-6]
