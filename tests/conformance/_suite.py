@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import zlib
 
 import pytest
 
@@ -70,12 +71,19 @@ MOSQUITTO_DEVIATIONS: dict[str, str] = {
     ),
 }
 
+# On real loopback these two depend on reconnecting within amqtt's 1 s session sweep: a loaded
+# machine can make amqtt look right, so they may pass there. In virtual time they stay strict.
+AMQTT_RACY_ON_LOOPBACK = frozenset({
+    "MQTT_3_1_2_6_clean_session_1_state_not_reused",
+    "MQTT_3_1_2_6_clean_session_1_discards_persistent_session",
+})
+
 AMQTT_TIMEOUT = 3.0  # stock amqtt fails many checks by silence; 3 s on loopback is still ample
 
 
 def _params(st: Statement) -> list[object]:
     amqtt_marks = (
-        [pytest.mark.xfail(strict=True, reason=f"{st.statement}: {AMQTT_VIOLATIONS[st.name]}")]
+        [pytest.mark.xfail(strict=st.name not in AMQTT_RACY_ON_LOOPBACK, reason=f"{st.statement}: {AMQTT_VIOLATIONS[st.name]}")]
         if st.name in AMQTT_VIOLATIONS else []
     )
     mosq_marks = (
@@ -93,7 +101,7 @@ async def _on_embedded(st: Statement, flavor: str) -> tuple[str, str]:
     async with EmbeddedBroker("127.0.0.1", 0, flavor=flavor, users={USER: PASSWORD}, acl=ACL) as broker:  # type: ignore[arg-type]
         timeout = AMQTT_TIMEOUT if flavor == "amqtt" else 10.0
         target = Target("127.0.0.1", broker.port, flavor, USER, PASSWORD, DENIED, timeout=timeout)
-        out = await run_check(st, target, random.Random(hash(st.name) & 0xFFFF))
+        out = await run_check(st, target, random.Random(zlib.crc32(st.name.encode())))
     return out.status, out.detail
 
 
