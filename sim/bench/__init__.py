@@ -37,10 +37,12 @@ def run_bench(json_out: Path | None = None, only: str | None = None, quick: bool
     from rich.table import Table
 
     names = pick("--only", only, list(FIGURES))
+    from sim.runner import quiet
+
     console = Console(stderr=True)
     results: dict[str, dict[str, float]] = {}
     for name in names:
-        with console.status(f"bench {name} ..."):
+        with console.status(f"bench {name} ..."), quiet("amqtt"):  # its shutdown noise is no figure
             start = time.perf_counter()
             results[name] = _load(FIGURES[name])(quick)
             results[name]["bench_wall_seconds"] = round(time.perf_counter() - start, 3)

@@ -6,7 +6,6 @@ The same workload code runs in both worlds; only where the broker lives differs.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from typing import Any, Callable
 
@@ -94,7 +93,6 @@ def run_sim(publishers: int, messages: int, size: int, seed: int = 1) -> tuple[f
 
 
 def figure(quick: bool) -> dict[str, float]:
-    logging.getLogger("amqtt").setLevel(logging.CRITICAL)  # its shutdown noise is not a figure
     publishers, messages, size = (10, 30, 64) if quick else (10, 300, 64)
     # Interleave so both worlds see the same machine load; keep the best of each.
     sims, reals = [], []
