@@ -39,3 +39,18 @@ async def round_trip(reader, writer, payload: bytes) -> float:
     writer.write(payload)
     await reader.readexactly(len(payload))
     return loop.time() - t0
+
+
+def world_with_acker(size: int, seed: int = 1) -> World:
+    """A server on srv:7 that answers b"ok" once it has read ``size`` bytes."""
+    world = World(seed=seed, latency=LAT, jitter=0.0, tick=0)
+
+    async def ack_when_complete(reader, writer):
+        await reader.readexactly(size)
+        writer.write(b"ok")
+
+    async def server():
+        await (await asyncio.start_server(ack_when_complete, "0.0.0.0", 7, limit=2**20)).serve_forever()
+
+    world.host("srv").spawn(server)
+    return world

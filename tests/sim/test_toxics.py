@@ -9,7 +9,7 @@ import pytest
 from sim import World
 from sim.faults import Toxic
 
-from echo_world import LAT, connect, round_trip, world_with_echo
+from echo_world import LAT, connect, round_trip, world_with_acker, world_with_echo
 
 
 def test_latency_adds_latency_within_jitter_and_keeps_order():
@@ -42,17 +42,8 @@ def test_upstream_latency_applies_only_client_to_server():
 
 
 def test_bandwidth_480kb_at_1000kbs_takes_480ms():
-    world = World(seed=1, latency=LAT, jitter=0.0, tick=0)
     size = 480_000
-
-    async def ack_when_complete(reader, writer):
-        await reader.readexactly(size)
-        writer.write(b"ok")
-
-    async def server():
-        await (await asyncio.start_server(ack_when_complete, "0.0.0.0", 7, limit=2**20)).serve_forever()
-
-    world.host("srv").spawn(server)
+    world = world_with_acker(size)
     world.add_toxic("srv:7", {"type": "bandwidth", "stream": "upstream", "attributes": {"rate": 1000}})
 
     async def main():
@@ -236,17 +227,8 @@ def test_writes_in_one_instant_through_a_slicer_all_arrive():
 
 def test_removing_a_bandwidth_toxic_flushes_what_it_was_holding():
     """As Toxiproxy does: a removed toxic's queue goes on at once instead of trickling out."""
-    world = World(seed=1, latency=LAT, jitter=0.0, tick=0)
     size = 100_000
-
-    async def ack_when_complete(reader, writer):
-        await reader.readexactly(size)
-        writer.write(b"ok")
-
-    async def server():
-        await (await asyncio.start_server(ack_when_complete, "0.0.0.0", 7, limit=2**20)).serve_forever()
-
-    world.host("srv").spawn(server)
+    world = world_with_acker(size)
     world.add_toxic("srv:7", {"type": "bandwidth", "name": "slow", "stream": "upstream", "attributes": {"rate": 1}})
 
     async def main():
