@@ -21,8 +21,12 @@ def run_one(scenario_ref: str, seed: int | None, out: Path | None, duration: flo
     seed = scenario.seed if seed is None else seed
     name = Path(scenario_ref).stem if scenario_ref.endswith(".toml") else scenario_ref
     out = out or Path("squall-runs") / f"sim-{name}-seed{seed}"
-    with console.status(f"simulating {scenario.name} for {scenario.duration:g} virtual seconds (seed {seed}) ..."):
-        outcome = run_scenario(scenario, seed, out=out, scenario_ref=scenario_ref)
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn(f"{scenario.name} seed {seed}"), BarColumn(), TextColumn("{task.completed:,.0f} of {task.total:,.0f} virtual s"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task("run", total=scenario.duration)
+        outcome = run_scenario(scenario, seed, out=out, scenario_ref=scenario_ref, progress=lambda now: bar.update(task, completed=now))
     _print_report(outcome.report, out)
     return 0 if outcome.ok else 1
 

@@ -13,7 +13,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from sim._plan import plan
 from sim._trace import Trace
@@ -54,9 +54,12 @@ def run_scenario(
     keep_trace: bool = True,
     scenario_ref: str | None = None,
     plots: bool = True,
+    progress: Callable[[float], None] | None = None,
 ) -> RunOutcome:
+    """``progress`` is called with the virtual time, a hundred times over the run (it watches
+    the clock from the kernel and changes nothing in the run: same seed, same trace hash)."""
     with quiet("amqtt"):
-        return _run(scenario, scenario.seed if seed is None else seed, out=out, schedule=schedule, keep_trace=keep_trace, scenario_ref=scenario_ref, plots=plots)
+        return _run(scenario, scenario.seed if seed is None else seed, out=out, schedule=schedule, keep_trace=keep_trace, scenario_ref=scenario_ref, plots=plots, progress=progress)
 
 
 @contextlib.contextmanager
@@ -71,7 +74,7 @@ def quiet(name: str) -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _run(scenario: Scenario, seed: int, *, out: Path | None, schedule: Schedule | None, keep_trace: bool, scenario_ref: str | None, plots: bool) -> RunOutcome:
+def _run(scenario: Scenario, seed: int, *, out: Path | None, schedule: Schedule | None, keep_trace: bool, scenario_ref: str | None, plots: bool, progress: Callable[[float], None] | None = None) -> RunOutcome:
     schedule = scenario.schedule(seed) if schedule is None else schedule
     net = scenario.network
     world = World(
@@ -105,6 +108,15 @@ def _run(scenario: Scenario, seed: int, *, out: Path | None, schedule: Schedule 
         host.spawn(service.run, history, host.disk)
     _record_faults(world, schedule, history)
     schedule.apply(world)
+    if progress is not None:
+        step = scenario.duration / 100
+
+        def tick() -> None:
+            progress(world.now)
+            if world.now + step < scenario.duration:
+                world.after(step, tick)
+
+        world.after(step, tick)
 
     wall = time.perf_counter()
     stuck: SimulationError | None = None

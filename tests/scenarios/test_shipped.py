@@ -97,3 +97,12 @@ def test_unknown_scenario_and_bad_seeds_are_bad_input():
     assert done.returncode == 2 and "--seeds" in done.stderr
     done = squall("sim", "replay", "/nonexistent/dir")
     assert done.returncode == 2 and "not found" in done.stderr
+
+
+def test_watching_progress_does_not_change_the_run():
+    scenario = load_scenario("swarm").model_copy(update={"duration": 90.0})
+    seen: list[float] = []
+    quiet = run_scenario(scenario, 4, keep_trace=False, plots=False)
+    watched = run_scenario(scenario, 4, keep_trace=False, plots=False, progress=seen.append)
+    assert watched.report["trace_hash"] == quiet.report["trace_hash"]
+    assert len(seen) >= 90 and seen == sorted(seen) and seen[-1] < 90
