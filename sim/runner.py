@@ -108,6 +108,8 @@ def _run(scenario: Scenario, seed: int, *, out: Path | None, schedule: Schedule 
         host.spawn(service.run, history, host.disk)
     _record_faults(world, schedule, history)
     schedule.apply(world)
+    if scenario.memory_every:
+        _sample_memory(world, history, scenario.memory_every, scenario.duration)
     if progress is not None:
         step = scenario.duration / 100
 
@@ -151,6 +153,21 @@ def _run(scenario: Scenario, seed: int, *, out: Path | None, schedule: Schedule 
 
         write_run(out, outcome, plots=plots)
     return outcome
+
+
+def _sample_memory(world: World, history: History, every: float, until: float) -> None:
+    """The process's memory at virtual intervals, for the soak's growth check. Observing only:
+    the samples go to the history, never into the network trace, so the hash is unchanged."""
+    import psutil
+
+    proc = psutil.Process()
+
+    def sample() -> None:
+        history.note("sample", rss_mb=round(proc.memory_info().rss / 2**20, 2))
+        if world.now + every <= until:
+            world.after(every, sample)
+
+    world.after(every, sample)
 
 
 def _salvage(broker: Any) -> None:

@@ -86,6 +86,7 @@ class Scenario(BaseModel):
     faults: list[TimedFault] = Field(default_factory=list)
     swarm: SwarmMix | None = None
     swarm_quiet: float = Field(60.0, ge=0, description="seconds at the end of a run with no swarm faults")
+    memory_every: float = Field(0.0, ge=0, description="virtual seconds between memory samples in sim (0: none); chaos samples every [chaos] sample_every")
     checks: CheckConfig = Field(default_factory=CheckConfig)
     chaos: ChaosParams = Field(default_factory=ChaosParams)
 
