@@ -18,8 +18,8 @@ import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Self
 
+from system._lifecycle import StartStop
 from system.app._events import ServiceChanged
 from system.app._retry import Backoff
 from system.observer import LoggingObserver, Observer
@@ -80,7 +80,7 @@ def start_order(specs: Sequence[ServiceSpec]) -> list[str]:
     return order
 
 
-class Supervisor:
+class Supervisor(StartStop):
     """Runs ``specs`` on the current event loop.
 
     ``data_root / <name>`` is each service's data directory. A crashed service is started
@@ -154,21 +154,6 @@ class Supervisor:
                 if not done:
                     error = f"did not stop within {self.stop_timeout}s; abandoned"
             self._set(name, "stopped", error=error)
-
-    async def run(self) -> None:
-        """Start, supervise until cancelled, then stop."""
-        await self.start()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await asyncio.shield(self.stop())
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     # -- internals -----------------------------------------------------------------------
 

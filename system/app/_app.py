@@ -8,10 +8,11 @@ import contextlib
 import itertools
 import logging
 from collections.abc import Callable
-from typing import Any, Self
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from system._lifecycle import StartStop
 from system.app._device import (
     _REPLY,
     _REPLY_ERROR,
@@ -31,7 +32,7 @@ from system.store import OnInterval, Store
 _log = logging.getLogger("system.app")
 
 
-class App(Router):
+class App(Router, StartStop):
     """A service: ``App(bus, prefix="building")``, routers included, then ``async with app:``
     (or ``start()``/``stop()``, or ``await app.run()`` until cancelled).
 
@@ -115,21 +116,6 @@ class App(Router):
             with contextlib.suppress(Exception):
                 await dev.set_available(False)
         await self.bus.stop()
-
-    async def run(self) -> None:
-        """Start, then serve until cancelled; stops cleanly on the way out."""
-        await self.start()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await asyncio.shield(self.stop())
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     # -- configuration -------------------------------------------------------------------
 

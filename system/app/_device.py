@@ -74,7 +74,9 @@ class _Telemetry:
     interval: Interval | None
     qos: int | None
     retain: bool
-    returns: Any = None  # a pydantic model the value is validated into, from the return annotation
+    returns: Any = (
+        None  # a pydantic model the value is validated into, from the return annotation
+    )
 
 
 class DeviceMachine:
@@ -153,7 +155,44 @@ class CoalescingGroup:
             self.flushes += 1
 
 
-class Device:
+class _Registers:
+    """What a device and a router both offer: subtopic handlers and periodic tasks.
+
+    The class using it provides ``_handlers``, ``_periodic`` and ``_guard``."""
+
+    _handlers: list[tuple[str, Callable[..., Any], Any]]
+    _periodic: list[_Periodic]
+
+    def on(
+        self, subtopic: str, model: Any = None
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Handle messages on ``<base>/<subtopic>`` (wildcards allowed); the payload is
+        validated as ``model`` (or the first parameter's annotation; ``Message`` gets the raw message)."""
+        check_subtopic(subtopic, "subtopic")
+
+        def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+            self._handlers.append((subtopic, fn, _payload_type(fn, model)))
+            return fn
+
+        return register
+
+    def every(
+        self, interval: Interval, *, immediate: bool = False
+    ) -> Callable[[Callable[[], Any]], Callable[[], Any]]:
+        """Call the function every ``interval`` seconds (or a callable / config field name giving
+        them) while the app runs; failures are contained."""
+
+        def register(fn: Callable[[], Any]) -> Callable[[], Any]:
+            where = f"task:{getattr(fn, '__name__', 'task')}"
+            self._periodic.append(
+                _Periodic(interval, lambda: self._guard(where, fn), immediate)  # type: ignore[attr-defined]
+            )
+            return fn
+
+        return register
+
+
+class Device(_Registers):
     """A named thing under a router, at topic ``<router base>/<name>``.
 
     Topics (relative to the device): ``cmd/<command>`` (requests), ``telemetry/<name>``,
@@ -222,33 +261,8 @@ class Device:
         check_subtopic(name, "telemetry name")
 
         def register(fn: Callable[[], Any]) -> Callable[[], Any]:
-            self._telemetry[name] = _Telemetry(name, fn, interval, qos, retain, _return_type(fn))
-            return fn
-
-        return register
-
-    def on(
-        self, subtopic: str, model: Any = None
-    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        """Handle messages on ``<device>/<subtopic>`` (wildcards allowed); the payload is
-        validated as ``model`` (or the first parameter's annotation; ``Message`` gets the raw message)."""
-        check_subtopic(subtopic, "subtopic")
-
-        def register(fn: Callable[..., Any]) -> Callable[..., Any]:
-            self._handlers.append((subtopic, fn, _payload_type(fn, model)))
-            return fn
-
-        return register
-
-    def every(
-        self, interval: Interval, *, immediate: bool = False
-    ) -> Callable[[Callable[[], Any]], Callable[[], Any]]:
-        """Call the function every ``interval`` seconds while the app runs; failures are contained."""
-
-        def register(fn: Callable[[], Any]) -> Callable[[], Any]:
-            where = f"task:{getattr(fn, '__name__', 'task')}"
-            self._periodic.append(
-                _Periodic(interval, lambda: self._guard(where, fn), immediate)
+            self._telemetry[name] = _Telemetry(
+                name, fn, interval, qos, retain, _return_type(fn)
             )
             return fn
 

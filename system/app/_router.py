@@ -7,16 +7,15 @@ import inspect
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from system.app._device import Device, _handler, _payload_type, _Periodic
+from system.app._device import Device, _handler, _Periodic, _Registers
 from system.app._events import DeviceError
-from system.app._periodic import Interval
-from system.app._topics import check_segment, check_subtopic, join
+from system.app._topics import check_segment, join
 
 if TYPE_CHECKING:
     from system.app._app import App
 
 
-class Router:
+class Router(_Registers):
     """Devices and handlers under one prefix segment. Routers compose by inclusion: a
     ``Router(prefix="floor1")`` included into an ``App(prefix="building")`` serves
     ``building/floor1/...``. Everything a router subscribes to lies under its own prefix,
@@ -59,32 +58,6 @@ class Router:
         dev = Device(self, name, failing_after=failing_after)
         self.devices[name] = dev
         return dev
-
-    def on(
-        self, subtopic: str, model: Any = None
-    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        """Handle messages on ``<base>/<subtopic>`` (wildcards allowed); payload typed as for ``Device.on``."""
-        check_subtopic(subtopic, "subtopic")
-
-        def register(fn: Callable[..., Any]) -> Callable[..., Any]:
-            self._handlers.append((subtopic, fn, _payload_type(fn, model)))
-            return fn
-
-        return register
-
-    def every(
-        self, interval: Interval, *, immediate: bool = False
-    ) -> Callable[[Callable[[], Any]], Callable[[], Any]]:
-        """Call the function every ``interval`` seconds (or a callable / config field name giving them)."""
-
-        def register(fn: Callable[[], Any]) -> Callable[[], Any]:
-            where = f"task:{getattr(fn, '__name__', 'task')}"
-            self._periodic.append(
-                _Periodic(interval, lambda: self._guard(where, fn), immediate)
-            )
-            return fn
-
-        return register
 
     def walk(self) -> Iterator[Router]:
         yield self
