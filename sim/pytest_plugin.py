@@ -113,7 +113,6 @@ class SimBroker:
     async def _serve(self) -> None:
         # The host's entry point, run again by each restart: one EmbeddedBroker object stands
         # for the broker's disk, the same way the scenario runner models it.
-        from sim.runner import _salvage
         from system.broker import EmbeddedBroker
 
         self._up.clear()
@@ -124,11 +123,8 @@ class SimBroker:
                 flavor=self.flavor,  # type: ignore[arg-type]  # checked by world_with_broker
                 **self.options,
             )
-        elif self.durable:
-            _salvage(self.broker)
         else:
-            self.broker.forget()
-        self.broker._broker = None  # the crashed instance died with its host
+            self.broker.crashed(durable=self.durable)
         await self.broker.start()
         self._up.set()
         await asyncio.Event().wait()

@@ -93,11 +93,7 @@ def _run(scenario: Scenario, seed: int, *, out: Path | None, schedule: Schedule 
     durable = EmbeddedBroker(host="0.0.0.0", port=BROKER_PORT, flavor=flavor)
 
     async def broker() -> None:
-        if scenario.broker.durable:
-            _salvage(durable)
-        else:
-            durable.forget()
-        durable._broker = None
+        durable.crashed(durable=scenario.broker.durable)  # a no-op on the first boot
         await durable.start()
         await asyncio.Event().wait()
 
@@ -168,15 +164,6 @@ def _sample_memory(world: World, history: History, every: float, until: float) -
             world.after(every, sample)
 
     world.after(every, sample)
-
-
-def _salvage(broker: Any) -> None:
-    """After a host crash, bring back what a broker with durable storage would find on disk."""
-    from system.broker._fixes import SquallBroker
-
-    dead = broker._broker
-    if isinstance(dead, SquallBroker):
-        broker._saved = dead.export_state()
 
 
 def _record_faults(world: World, schedule: Schedule, history: History) -> None:

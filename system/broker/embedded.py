@@ -109,6 +109,17 @@ class EmbeddedBroker:
         """Drop the state a stopped broker would carry into its next start."""
         self._saved = None
 
+    def crashed(self, *, durable: bool) -> None:
+        """The process running this broker died without ``stop()`` (a simulated host crash).
+
+        The dead instance is dropped; with ``durable`` its retained messages and persistent
+        sessions are kept for the next ``start()``, as a broker with durable storage would find
+        them on disk (squall flavor; stock amqtt keeps nothing). A no-op before the first start."""
+        dead, self._broker = self._broker, None
+        if dead is None:
+            return
+        self._saved = dead.export_state() if durable and isinstance(dead, SquallBroker) else None
+
     async def __aenter__(self) -> EmbeddedBroker:
         await self.start()
         return self
