@@ -80,11 +80,6 @@ def shrink_dir(run_dir: Path, runs: int, out: Path | None) -> int:
         result = shrink_run(run_dir, runs, out)
     for line in describe(result):
         console.print(line, highlight=False)
-    console.print(f"shrunk scenario: {result.path}\nreplay with: squall sim run {result.path} --seed {_seed(run_dir)}")
+    console.print(f"shrunk scenario: {result.path}\nreplay with: squall sim run {result.path} --seed {result.seed}")
     return 0
 
-
-def _seed(run_dir: Path) -> int:
-    import json
-
-    return json.loads((run_dir / "report.json").read_text())["seed"]

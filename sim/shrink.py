@@ -26,6 +26,7 @@ class ShrinkResult:
     minimal: Schedule
     failing: list[str]
     runs: int
+    seed: int
     path: Path | None = None
 
 
@@ -83,7 +84,7 @@ def shrink_run(run_dir: Path, max_runs: int = 60, out: Path | None = None) -> Sh
     path = out or run_dir / "shrunk.toml"
     shrunk = scenario.model_copy(update={"faults": minimal.faults, "swarm": None, "seed": seed, "name": f"{scenario.name}-shrunk"})  # type: ignore[attr-defined]
     path.write_text(to_toml(shrunk))
-    return ShrinkResult(original, minimal, failing, runs, path)
+    return ShrinkResult(original, minimal, failing, runs, seed, path)
 
 
 def describe(result: ShrinkResult) -> list[str]:
