@@ -51,7 +51,7 @@ def nightly(out: Path | None, duration: float, seeds: str, sweep_scenario: str, 
     index = {
         "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "ok": ok,
-        "proxy": os.environ.get("TOXIPROXY_URL", "embedded"),
+        "proxy": os.environ.get("TOXIPROXY_URL", "squall (own process)"),
         "broker": broker_url or "embedded",
         "chaos_duration": duration,
         "sweep": {"scenario": sweep_scenario, "seeds": seed_list, "seeds_per_minute": summary["seeds_per_minute"]},

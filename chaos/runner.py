@@ -1,7 +1,7 @@
 """The chaos runner: a scenario's broker and fleet for real, on loopback, through the proxy.
 
-Every service reaches the broker through its own proxy (Toxiproxy's HTTP API: the embedded
-squall proxy, or a real Toxiproxy at ``TOXIPROXY_URL``), so a fault on one device's link
+Every service reaches the broker through its own proxy (Toxiproxy's HTTP API: squall's
+proxy in a process of its own, or a real Toxiproxy at ``TOXIPROXY_URL``), so a fault on one device's link
 touches only that device, as in the simulated world. The scenario's schedule is scaled to
 the chaos duration. What a proxy cannot do is mapped to the nearest thing it can:
 
@@ -16,61 +16,34 @@ the chaos duration. What a proxy cannot do is mapped to the nearest thing it can
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psutil
 
+from chaos.proxy import ProxyProcess, ToxiproxyAPI
 from sim._plan import Service, plan
 from sim.checks import RunFacts, metrics, run_checks
 from sim.errors import BadInput
-from sim.faults.schedule import CrashFault, DownFault, PartitionFault, Schedule, SkewFault, TimedFault, ToxicFault
+from sim.faults.schedule import (
+    CrashFault,
+    DownFault,
+    PartitionFault,
+    Schedule,
+    SkewFault,
+    TimedFault,
+    ToxicFault,
+)
 from sim.history import History
 from sim.runner import RunOutcome, build_report
 from sim.scenario import Scenario
 
 log = logging.getLogger("chaos.runner")
 BROKER = "broker"
-
-
-class ToxiproxyAPI:
-    """The few Toxiproxy HTTP calls the runner needs (works against squall's proxy and the original)."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url.rstrip("/")
-
-    def _call(self, method: str, path: str, body: Any = None) -> Any:
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method, headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
-                text = resp.read()
-        except urllib.error.HTTPError as exc:
-            raise RuntimeError(f"toxiproxy {method} {path}: {exc.code} {exc.read().decode(errors='replace')}") from None
-        return json.loads(text) if text else None
-
-    async def call(self, method: str, path: str, body: Any = None) -> Any:
-        return await asyncio.to_thread(self._call, method, path, body)
-
-    async def create(self, name: str, listen: str, upstream: str) -> str:
-        proxy = await self.call("POST", "/proxies", {"name": name, "listen": listen, "upstream": upstream, "enabled": True})
-        return proxy["listen"]
-
-    async def reset(self) -> None:
-        await self.call("POST", "/reset")
-
-    async def delete(self, name: str) -> None:
-        try:
-            await self.call("DELETE", f"/proxies/{name}")
-        except RuntimeError:
-            pass
 
 
 @dataclass
@@ -112,10 +85,10 @@ class ChaosRun:
 
         proxy_server = None
         if self.toxiproxy_url is None:
-            from chaos.proxy import ProxyServer
-
-            proxy_server = ProxyServer(port=0)
-            await proxy_server.start()
+            # Its own process, as Toxiproxy runs: relaying on this loop would cost the fleet's
+            # messages and make latency toxics late whenever the fleet is busy.
+            proxy_server = ProxyProcess()
+            await asyncio.to_thread(proxy_server.start)
             api = ToxiproxyAPI(proxy_server.url)
         else:
             api = ToxiproxyAPI(self.toxiproxy_url)
@@ -166,7 +139,7 @@ class ChaosRun:
             for name in urls:
                 await api.delete(name)
             if proxy_server is not None:
-                await proxy_server.stop()
+                await asyncio.to_thread(proxy_server.stop)
             if broker is not None:
                 await broker.stop()
 
@@ -184,7 +157,7 @@ class ChaosRun:
             trace_hash=None,
             schedule=schedule,
             replay=f"squall chaos run {self.scenario.name} --seed {self.seed}",
-            extra={"time_scale": round(self.scale, 6), "skipped_faults": self.skipped, "proxy": self.toxiproxy_url or "embedded", "broker_url": self.external_broker or "embedded"},
+            extra={"time_scale": round(self.scale, 6), "skipped_faults": self.skipped, "proxy": self.toxiproxy_url or "squall (own process)", "broker_url": self.external_broker or "embedded"},
         )
         return RunOutcome(report, history, schedule, None, self.scenario)
 

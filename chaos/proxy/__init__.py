@@ -5,11 +5,16 @@
         proxy.add_toxic(Toxic.model_validate({"type": "latency", "attributes": {"latency": 100}}))
         # clients connect to proxy.listen; toxiproxy clients talk to server.url
 
+    with ProxyProcess() as proxy:  # the same server in a process of its own, on another core
+        toxiproxy.Toxiproxy(...)    # drive it over HTTP at proxy.url
+
 Toxics are ``sim.faults.Toxic``, the same model the simulated network uses.
 """
 
+from chaos.proxy._client import ToxiproxyAPI
 from chaos.proxy._collection import ProxySpec
 from chaos.proxy._errors import ApiError
+from chaos.proxy._process import ProxyProcess
 from chaos.proxy._proxy import Proxy
 from chaos.proxy._server import DEFAULT_PORT, ProxyServer
 from chaos.proxy._standalone import load_config, run
@@ -20,10 +25,12 @@ __all__ = [
     "DEFAULT_PORT",
     "ApiError",
     "Proxy",
+    "ProxyProcess",
     "ProxyServer",
     "ProxyServerThread",
     "ProxySpec",
     "Toxic",
+    "ToxiproxyAPI",
     "load_config",
     "run",
 ]

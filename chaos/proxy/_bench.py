@@ -1,8 +1,9 @@
 """`squall bench --only proxy`: what the proxy costs, with no toxics, next to a direct connection.
 
-Both measurements run in one process and one event loop, alternating direct and proxied
-rounds so that a noisy neighbour hurts both alike; each side keeps its best round. The
-proxy shares the loop with the traffic it carries, as it does when the runner embeds it.
+Three ways, measured in one run, in rounds that alternate their order: direct, through the
+proxy in its own process (``proxy_*``: how the chaos runner runs it, and how Toxiproxy runs),
+and through the proxy embedded in the event loop of the traffic it carries
+(``embedded_*``). A ratio is the median of the ratios within each round.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from typing import AsyncIterator
 
 from amqtt.client import MQTTClient
 
+from chaos.proxy._client import ToxiproxyAPI
+from chaos.proxy._process import ProxyProcess
 from chaos.proxy._server import ProxyServer
+from sim.bench._paired import median, paired
 from system.broker import EmbeddedBroker
 
 CHUNK = 64 * 1024
@@ -101,27 +105,53 @@ async def _measure(quick: bool) -> dict[str, float]:
     amqtt_rounds = 1 if quick else 5
     total = (8 if quick else 64) * (1 << 20)
     publishers, messages = (10, 60) if quick else (10, 300)
-    best = {"direct_bytes": 0.0, "proxy_bytes": 0.0, "direct_amqtt": 0.0, "proxy_amqtt": 0.0}
-    async with _Sink(total) as sink, EmbeddedBroker(port=0) as broker, ProxyServer(port=0) as server:
-        to_sink = await server.create("sink", f"127.0.0.1:{sink.port}")
-        to_broker = await server.create("mqtt", f"127.0.0.1:{broker.port}")
-        sink_proxy = int(to_sink.listen.rsplit(":", 1)[1])
-        broker_proxy = int(to_broker.listen.rsplit(":", 1)[1])
+    runs: dict[str, list[float]] = {f"{way}_{what}": [] for way in _WAYS for what in ("bytes", "amqtt")}
+    async with contextlib.AsyncExitStack() as stack:
+        sink = await stack.enter_async_context(_Sink(total))
+        broker = await stack.enter_async_context(EmbeddedBroker(port=0))
+        embedded = await stack.enter_async_context(ProxyServer(port=0))
+        process = await stack.enter_async_context(ProxyProcess())
+        own = ToxiproxyAPI(process.url)
+        ports = {"direct": (sink.port, broker.port)}
+        ports["embedded"] = (
+            _port((await embedded.create("sink", f"127.0.0.1:{sink.port}")).listen),
+            _port((await embedded.create("mqtt", f"127.0.0.1:{broker.port}")).listen),
+        )
+        ports["process"] = (
+            _port(await own.create("sink", "127.0.0.1:0", f"127.0.0.1:{sink.port}")),
+            _port(await own.create("mqtt", "127.0.0.1:0", f"127.0.0.1:{broker.port}")),
+        )
+        # Rounds alternate the order of the three ways, so a drift in the machine's speed
+        # favours none; each ratio is taken within its round (see _paired).
         for r in range(rounds):
-            best["direct_bytes"] = max(best["direct_bytes"], await _bytes_per_second(sink.port, total))
-            best["proxy_bytes"] = max(best["proxy_bytes"], await _bytes_per_second(sink_proxy, total))
+            for way in _order(r):
+                runs[f"{way}_bytes"].append(await _bytes_per_second(ports[way][0], total))
         for r in range(amqtt_rounds):
-            measure = _amqtt_messages_per_second
-            best["direct_amqtt"] = max(best["direct_amqtt"], await measure(broker.port, f"d{r}", publishers, messages))
-            best["proxy_amqtt"] = max(best["proxy_amqtt"], await measure(broker_proxy, f"p{r}", publishers, messages))
+            for way in _order(r):
+                runs[f"{way}_amqtt"].append(await _amqtt_messages_per_second(ports[way][1], f"{way[0]}{r}", publishers, messages))
     return {
-        "direct_bytes_per_s": round(best["direct_bytes"], 1),
-        "proxy_bytes_per_s": round(best["proxy_bytes"], 1),
-        "proxy_over_direct_bytes": round(best["proxy_bytes"] / best["direct_bytes"], 3),
-        "direct_amqtt_msgs_per_s": round(best["direct_amqtt"], 1),
-        "proxy_amqtt_msgs_per_s": round(best["proxy_amqtt"], 1),
-        "proxy_over_direct_amqtt": round(best["proxy_amqtt"] / best["direct_amqtt"], 3),
+        "direct_bytes_per_s": round(median(runs["direct_bytes"]), 1),
+        "proxy_bytes_per_s": round(median(runs["process_bytes"]), 1),
+        "proxy_over_direct_bytes": paired(runs["process_bytes"], runs["direct_bytes"]),
+        "embedded_over_direct_bytes": paired(runs["embedded_bytes"], runs["direct_bytes"]),
+        "direct_amqtt_msgs_per_s": round(median(runs["direct_amqtt"]), 1),
+        "proxy_amqtt_msgs_per_s": round(median(runs["process_amqtt"]), 1),
+        "proxy_over_direct_amqtt": paired(runs["process_amqtt"], runs["direct_amqtt"]),
+        "embedded_over_direct_amqtt": paired(runs["embedded_amqtt"], runs["direct_amqtt"]),
     }
+
+
+# The proxy in its own process (as the chaos runner runs it, and as Toxiproxy runs), and
+# embedded in the loop of the traffic it carries (ProxyServer in-process).
+_WAYS = ("direct", "process", "embedded")
+
+
+def _order(r: int) -> tuple[str, ...]:
+    return _WAYS[r % 3 :] + _WAYS[: r % 3]
+
+
+def _port(listen: str) -> int:
+    return int(listen.rsplit(":", 1)[1])
 
 
 def figure(quick: bool) -> dict[str, float]:

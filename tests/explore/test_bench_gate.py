@@ -182,3 +182,28 @@ def test_check_refuses_bad_input_in_one_line(
             and "was recorded without --quick" in err
             and len(err.strip().splitlines()) == 1
         )
+
+
+@given(
+    rounds=st.lists(st.tuples(positive, positive), min_size=1, max_size=15),
+    slow=st.floats(0.1, 1.0, allow_nan=False),
+)
+def test_a_paired_ratio_ignores_how_fast_the_machine_was_in_each_round(rounds: list[tuple[float, float]], slow: float) -> None:
+    from sim.bench._paired import paired
+
+    true_ratio = 1.3
+    # Round i runs both sides at that round's machine speed; the ratio within it is exact.
+    speeds = [a for a, _ in rounds]
+    numerators = [true_ratio * s for s in speeds]
+    assert paired(numerators, speeds) == pytest.approx(true_ratio, abs=1e-3)
+    # A neighbour spoiling a minority of rounds (one side only) does not move the median.
+    if len(rounds) >= 3:
+        spoiled = [n * slow if i < (len(rounds) - 1) // 2 else n for i, n in enumerate(numerators)]
+        assert paired(spoiled, speeds) == pytest.approx(true_ratio, abs=1e-3)
+
+
+def test_a_paired_ratio_needs_matching_rounds() -> None:
+    from sim.bench._paired import paired
+
+    with pytest.raises(ValueError, match="as many numerators as denominators"):
+        paired([1.0, 2.0], [1.0])
