@@ -3,7 +3,8 @@
 Three ways, measured in one run, in rounds that alternate their order: direct, through the
 proxy in its own process (``proxy_*``: how the chaos runner runs it, and how Toxiproxy runs),
 and through the proxy embedded in the event loop of the traffic it carries
-(``embedded_*``). A ratio is the median of the ratios within each round.
+(``embedded_*``), and, where socat is installed, through socat (``socat_*``: the cost of the
+hop itself). A ratio is the median of the ratios within each round.
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
+import socket
+import subprocess
 import time
-from typing import AsyncIterator
+from typing import AsyncIterator, Iterator
 
 from amqtt.client import MQTTClient
 
@@ -102,10 +106,11 @@ async def _amqtt_messages_per_second(port: int, tag: str, publishers: int, messa
 
 async def _measure(quick: bool) -> dict[str, float]:
     rounds = 1 if quick else 3
-    amqtt_rounds = 1 if quick else 5
+    amqtt_rounds = 1 if quick else 7
     total = (8 if quick else 64) * (1 << 20)
     publishers, messages = (10, 60) if quick else (10, 300)
-    runs: dict[str, list[float]] = {f"{way}_{what}": [] for way in _WAYS for what in ("bytes", "amqtt")}
+    ways = _WAYS + (("socat",) if shutil.which("socat") else ())
+    runs: dict[str, list[float]] = {f"{way}_{what}": [] for way in ways for what in ("bytes", "amqtt")}
     async with contextlib.AsyncExitStack() as stack:
         sink = await stack.enter_async_context(_Sink(total))
         broker = await stack.enter_async_context(EmbeddedBroker(port=0))
@@ -121,15 +126,17 @@ async def _measure(quick: bool) -> dict[str, float]:
             _port(await own.create("sink", "127.0.0.1:0", f"127.0.0.1:{sink.port}")),
             _port(await own.create("mqtt", "127.0.0.1:0", f"127.0.0.1:{broker.port}")),
         )
+        if "socat" in ways:
+            ports["socat"] = (stack.enter_context(_socat(sink.port)), stack.enter_context(_socat(broker.port)))
         # Rounds alternate the order of the three ways, so a drift in the machine's speed
         # favours none; each ratio is taken within its round (see _paired).
         for r in range(rounds):
-            for way in _order(r):
+            for way in _order(ways, r):
                 runs[f"{way}_bytes"].append(await _bytes_per_second(ports[way][0], total))
         for r in range(amqtt_rounds):
-            for way in _order(r):
+            for way in _order(ways, r):
                 runs[f"{way}_amqtt"].append(await _amqtt_messages_per_second(ports[way][1], f"{way[0]}{r}", publishers, messages))
-    return {
+    figures = {
         "direct_bytes_per_s": round(median(runs["direct_bytes"]), 1),
         "proxy_bytes_per_s": round(median(runs["process_bytes"]), 1),
         "proxy_over_direct_bytes": paired(runs["process_bytes"], runs["direct_bytes"]),
@@ -139,15 +146,48 @@ async def _measure(quick: bool) -> dict[str, float]:
         "proxy_over_direct_amqtt": paired(runs["process_amqtt"], runs["direct_amqtt"]),
         "embedded_over_direct_amqtt": paired(runs["embedded_amqtt"], runs["direct_amqtt"]),
     }
+    if "socat" in ways:
+        figures["socat_over_direct_amqtt"] = paired(runs["socat_amqtt"], runs["direct_amqtt"])
+        figures["proxy_over_socat_amqtt"] = paired(runs["process_amqtt"], runs["socat_amqtt"])
+    return figures
 
 
 # The proxy in its own process (as the chaos runner runs it, and as Toxiproxy runs), and
-# embedded in the loop of the traffic it carries (ProxyServer in-process).
-_WAYS = ("direct", "process", "embedded")
+# embedded in the loop of the traffic it carries (ProxyServer in-process). Where socat is
+# installed, it is the reference: a relay in C with nothing to inject, so what it costs is
+# the extra loopback hop itself, the floor for any TCP proxy on this machine.
+_WAYS: tuple[str, ...] = ("direct", "process", "embedded")
 
 
-def _order(r: int) -> tuple[str, ...]:
-    return _WAYS[r % 3 :] + _WAYS[: r % 3]
+def _order(ways: tuple[str, ...], r: int) -> tuple[str, ...]:
+    k = r % len(ways)
+    return ways[k:] + ways[:k]
+
+
+@contextlib.contextmanager
+def _socat(upstream: int) -> Iterator[int]:
+    """socat relaying a free loopback port to ``upstream``; yields the port."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen(
+        ["socat", f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork", f"TCP:127.0.0.1:{upstream}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:  # until socat listens (it says nothing when it does)
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"socat did not listen on 127.0.0.1:{port}")
+            time.sleep(0.01)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait()
 
 
 def _port(listen: str) -> int:
