@@ -129,7 +129,7 @@ class Host:
         return [t for r in self._tasks if (t := r()) is not None and not t.done()]
 
     def _prune(self) -> None:
-        self._tasks = [r for r in self._tasks if (t := r()) is not None and not t.done()]
+        self._tasks = [weakref.ref(t) for t in self.tasks]
         self._prune_at = max(1024, 2 * len(self._tasks))
 
     def __repr__(self) -> str:

@@ -120,6 +120,40 @@ def test_a_crashed_host_loses_its_tasks_and_listeners_and_restarts_fresh():
     assert boots == "xx"  # the disk survived the crash, memory did not
 
 
+def test_a_crash_after_thousands_of_short_tasks_cancels_the_survivors_in_creation_order():
+    # A long-lived host creates tasks all the time (amqtt makes 16 per message); its registry
+    # must forget the finished ones yet still cancel the live ones oldest first.
+    world = World(seed=1)
+    cancelled: list[int] = []
+
+    async def sleeper(i: int) -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.append(i)
+            raise
+
+    async def service() -> None:
+        loop = asyncio.get_running_loop()
+        for i in range(5000):
+            if i % 1000 == 999:
+                loop.create_task(sleeper(i))
+            await loop.create_task(asyncio.sleep(0))
+
+    world.host("svc").spawn(service)
+
+    async def main() -> int:
+        await asyncio.sleep(1)
+        registered = len(world.host("svc")._tasks)
+        world.crash("svc")
+        await asyncio.sleep(1)
+        return registered
+
+    registered = world.run(main).value
+    assert cancelled == [999, 1999, 2999, 3999, 4999]
+    assert registered < 2100  # pruned as it grew, not one entry per task ever made
+
+
 def test_peer_of_a_crashed_host_sees_nothing_until_it_sends_then_a_reset_after_restart():
     world = world_with_echo()
 
