@@ -93,7 +93,18 @@ class _Handle(events.Handle):
 
 
 class _TimerHandle(events.TimerHandle):
-    __slots__ = ()
+    """A timer that orders ties by scheduling order, as stock asyncio's do in effect.
+
+    On a real clock two call_later(0) calls get different deadlines (the clock moved between
+    them), so they fire in call order. In virtual time they share one deadline, and a heap
+    alone would fire them in an order that depends on its shape.
+    """
+
+    __slots__ = ("_seq",)
+
+    def __lt__(self, other: "events.TimerHandle") -> bool:
+        when, other_when = self._when, other._when
+        return when < other_when or (when == other_when and self._seq < other._seq)  # type: ignore[attr-defined]
 
 
 _new = object.__new__
@@ -110,6 +121,7 @@ class SimLoop(asyncio.BaseEventLoop):
         self._clock_resolution = 1e-9
         self._instant = -1.0
         self._spins = 0
+        self._timer_seq = 0
         self.livelock_limit = 500_000  # callbacks run without virtual time moving
 
     def set_debug(self, enabled: bool) -> None:
@@ -151,6 +163,7 @@ class SimLoop(asyncio.BaseEventLoop):
         timer._context = _copy_context() if context is None else context
         timer._when = when
         timer._scheduled = True
+        timer._seq = self._timer_seq = self._timer_seq + 1
         heappush(self._scheduled, timer)
         return timer
 
@@ -193,16 +206,26 @@ class SimLoop(asyncio.BaseEventLoop):
             timer._scheduled = False
             ready.append(timer)
         popleft = ready.popleft
-        for _ in range(len(ready)):
-            handle = popleft()
-            if handle._cancelled:
-                continue
-            try:
-                handle._context.run(handle._callback, *handle._args)
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:  # noqa: BLE001 - as asyncio's Handle._run does
-                self.call_exception_handler({"message": f"Exception in callback {handle._callback!r}", "exception": exc, "handle": handle})
+        queue = self._world.env._queue
+        while True:
+            for _ in range(len(ready)):
+                handle = popleft()
+                if handle._cancelled:
+                    continue
+                try:
+                    handle._context.run(handle._callback, *handle._args)
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as exc:  # noqa: BLE001 - as asyncio's Handle._run does
+                    self.call_exception_handler({"message": f"Exception in callback {handle._callback!r}", "exception": exc, "handle": handle})
+            # The next iteration would first take the simulation's events due now and the due
+            # timers; with none of either it would only run what is ready, so run it here: the
+            # same callbacks in the same order, one trip round run_forever saved.
+            if not ready or self._stopping or (queue and queue[0][0] <= now) or (scheduled and scheduled[0]._when < end):
+                return
+            self._spins += len(ready)
+            if self._spins > self.livelock_limit:
+                raise self._livelock()
 
     def _write_to_self(self) -> None:
         pass

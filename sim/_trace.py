@@ -32,17 +32,24 @@ class Trace:
         self.keep = keep
         self.events: list[TraceEvent] = []
         self.count = 0
+        # Events come in bursts at one instant: repr() of a float is the dear part of a line.
+        self._t = -1.0
+        self._t_repr = "-1.0"
 
     def add(self, t: float, kind: str, conn: int = 0, detail: str = "") -> None:
-        self._hash.update(f"{t!r} {kind} {conn} {detail}\n".encode())
+        if t != self._t or type(t) is not type(self._t):  # 0 == 0.0, but their reprs differ
+            self._t, self._t_repr = t, repr(t)
+        self._hash.update(f"{self._t_repr} {kind} {conn} {detail}\n".encode())
         self.count += 1
         if self.keep:
             self.events.append(TraceEvent(t, kind, conn, detail))
 
     def add_bytes(self, t: float, kind: str, conn: int, host: str, data: bytes) -> None:
         """A send or receive: hashed with the bytes themselves, shown with their length and CRC."""
+        if t != self._t or type(t) is not type(self._t):
+            self._t, self._t_repr = t, repr(t)
         update = self._hash.update
-        update(f"{t!r} {kind} {conn} {host}\n".encode())
+        update(f"{self._t_repr} {kind} {conn} {host}\n".encode())
         update(data)
         self.count += 1
         if self.keep:
