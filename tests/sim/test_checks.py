@@ -137,3 +137,25 @@ def test_quantile_is_a_value_that_happened_and_monotone(values, q):
     v = quantile(values, q)
     assert v in values
     assert quantile(values, min(1.0, q + 0.1)) >= v
+
+
+def test_command_round_trips_that_meet_a_fault_are_not_judged_but_calm_ones_are():
+    cfg = CFG.model_copy(update={"convergence_s": 10.0})
+    faults = [{"event": "fault", "t": 50, "kind": "crash", "label": "crash broker"}, {"event": "heal", "t": 55, "kind": "crash", "label": "crash broker"}]
+    calm_ok = {"event": "command_done", "t": 20, "outcome": "ok", "latency": 0.01}
+    # Sent at 48, timed out at 53: it met the crash.
+    during = {"event": "command_done", "t": 53, "outcome": "timeout", "latency": 5.0}
+    # Sent at 62, while the fleet is still settling (heal at 55 + 10 s).
+    settling = {"event": "command_done", "t": 67, "outcome": "timeout", "latency": 5.0}
+    c = verdicts(faults + [calm_ok, during, settling], cfg)["commands"]
+    assert c.ok and "1 of 1" in c.detail and "2 more met a fault" in c.detail
+    # Long after the fault, a timeout is a failure again, and it is the one named.
+    late = {"event": "command_done", "t": 90, "outcome": "timeout", "latency": 5.0}
+    c = verdicts(faults + [calm_ok, during, late], cfg)["commands"]
+    assert not c.ok and c.first == late and "1 of 2" in c.detail
+
+
+def test_a_fault_that_is_never_healed_spares_every_later_round_trip():
+    faults = [{"event": "fault", "t": 50, "kind": "down", "label": "down broker:1883"}]
+    after = {"event": "command_done", "t": 80, "outcome": "timeout", "latency": 5.0}
+    assert verdicts(faults + [after])["commands"].ok
