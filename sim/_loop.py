@@ -139,7 +139,8 @@ class SimLoop(asyncio.BaseEventLoop):
 
     # -- the hot path: asyncio's own logic, minus what only matters on a real OS ------------
     # A handle is built here, field by field, rather than by its __init__: 45 handles per
-    # message in the amqtt burst make every Python frame saved here count.
+    # message in the amqtt burst make every Python frame saved here count (call_at repeats
+    # the fields for timers on purpose: a shared helper measured 5% more instructions).
     def call_soon(self, callback: Callable[..., Any], *args: Any, context: Any = None) -> events.Handle:
         handle = _new(_Handle)
         handle._callback = callback
