@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from sim.bench._check import (
     load_baseline,
 )
 from sim.cli import main
+from sim.errors import BadInput
 
 positive = st.floats(0.01, 1e6, allow_nan=False, allow_infinity=False)
 
@@ -207,3 +209,23 @@ def test_a_paired_ratio_needs_matching_rounds() -> None:
 
     with pytest.raises(ValueError, match="as many numerators as denominators"):
         paired([1.0, 2.0], [1.0])
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="needs valgrind (.ci/run installs it)")
+def test_the_instructions_figure_repeats_where_wall_clocks_drift() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sim.bench.instructions import instructions
+
+    with ThreadPoolExecutor(2) as pool:
+        first, second = pool.map(lambda _: instructions("sim", 2), range(2))
+    assert first > 1e8
+    assert abs(first - second) / first < 1e-4  # wall-clock runs of it differ by a third here
+
+
+def test_the_instructions_figure_without_valgrind_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sim.bench.instructions as figure
+
+    monkeypatch.setattr(figure.shutil, "which", lambda _name: None)
+    with pytest.raises(BadInput, match=r"needs valgrind: install it \(Debian package valgrind\)"):
+        figure.figure(quick=True)
