@@ -23,7 +23,7 @@ from amqtt.client import MQTTClient
 from chaos.proxy._client import ToxiproxyAPI
 from chaos.proxy._process import ProxyProcess
 from chaos.proxy._server import ProxyServer
-from sim.bench._paired import median, paired
+from sim.bench._paired import in_turn, median, paired
 from system.broker import EmbeddedBroker
 
 CHUNK = 64 * 1024
@@ -128,13 +128,12 @@ async def _measure(quick: bool) -> dict[str, float]:
         )
         if "socat" in ways:
             ports["socat"] = (stack.enter_context(_socat(sink.port)), stack.enter_context(_socat(broker.port)))
-        # Rounds alternate the order of the three ways, so a drift in the machine's speed
-        # favours none; each ratio is taken within its round (see _paired).
+        # Each ratio is taken within its round (see sim.bench._paired).
         for r in range(rounds):
-            for way in _order(ways, r):
+            for way in in_turn(ways, r):
                 runs[f"{way}_bytes"].append(await _bytes_per_second(ports[way][0], total))
         for r in range(amqtt_rounds):
-            for way in _order(ways, r):
+            for way in in_turn(ways, r):
                 runs[f"{way}_amqtt"].append(await _amqtt_messages_per_second(ports[way][1], f"{way[0]}{r}", publishers, messages))
     figures = {
         "direct_bytes_per_s": round(median(runs["direct_bytes"]), 1),
@@ -157,11 +156,6 @@ async def _measure(quick: bool) -> dict[str, float]:
 # installed, it is the reference: a relay in C with nothing to inject, so what it costs is
 # the extra loopback hop itself, the floor for any TCP proxy on this machine.
 _WAYS: tuple[str, ...] = ("direct", "process", "embedded")
-
-
-def _order(ways: tuple[str, ...], r: int) -> tuple[str, ...]:
-    k = r % len(ways)
-    return ways[k:] + ways[:k]
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@ the run that started it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -91,13 +92,9 @@ class ProxyProcess:
         self.stop()
 
     async def __aenter__(self) -> "ProxyProcess":
-        import asyncio
-
         return await asyncio.to_thread(self.start)
 
     async def __aexit__(self, *exc: object) -> None:
-        import asyncio
-
         await asyncio.to_thread(self.stop)
 
 
@@ -113,7 +110,6 @@ def _read_line(stream: IO[bytes], timeout: float) -> str:
 def _main(argv: list[str] | None = None) -> int:
     """The child: serve on an ephemeral port, say where, stop when stdin closes."""
     import argparse
-    import asyncio
 
     from chaos.proxy._server import ProxyServer
 

@@ -12,6 +12,13 @@ import statistics
 from typing import Sequence
 
 
+def in_turn(sides: Sequence[str], r: int) -> tuple[str, ...]:
+    """The order of the sides in round ``r``: rotated each round, so that no side always goes
+    first while the machine speeds up or slows down."""
+    k = r % len(sides)
+    return tuple(sides[k:]) + tuple(sides[:k])
+
+
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
 

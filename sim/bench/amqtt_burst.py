@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from amqtt.client import MQTTClient
 
-from sim.bench._paired import median, paired
+from sim.bench._paired import in_turn, median, paired
 from system.broker import EmbeddedBroker
 
 _QUIET = {"auto_reconnect": False, "keep_alive": 60}
@@ -95,16 +95,14 @@ def run_sim(publishers: int, messages: int, size: int, seed: int = 1) -> tuple[f
 
 def figure(quick: bool) -> dict[str, float]:
     publishers, messages = (10, 30) if quick else (10, 300)
-    # Rounds alternate which world goes first; the ratio is the median of the ratios within
-    # rounds (sim.bench._paired), the rates the medians of each world's rounds.
-    sims, reals = [], []
+    # The ratio is the median of the ratios within rounds (sim.bench._paired), the rates the
+    # medians of each world's rounds.
+    runs: dict[str, list[float]] = {"real": [], "sim": []}
     for r in range(1 if quick else 5):
-        if r % 2:
-            sims.append(run_sim(publishers, messages, size=64)[0])
-            reals.append(run_real(publishers, messages, size=64))
-        else:
-            reals.append(run_real(publishers, messages, size=64))
-            sims.append(run_sim(publishers, messages, size=64)[0])
+        for world in in_turn(("real", "sim"), r):
+            rate = run_real(publishers, messages, 64) if world == "real" else run_sim(publishers, messages, 64)[0]
+            runs[world].append(rate)
+    sims, reals = runs["sim"], runs["real"]
     return {
         "sim_msgs_per_wall_s": round(median(sims), 1),
         "real_msgs_per_wall_s": round(median(reals), 1),

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 
-from sim.bench._paired import median, paired
+from sim.bench._paired import in_turn, median, paired
 from sim.bench.amqtt_burst import burst
 from system.broker import EmbeddedBroker
 
@@ -32,8 +32,8 @@ def figure(quick: bool) -> dict[str, float]:
     publishers, messages, size = (10, 30, 64) if quick else (10, 300, 64)
     logging.getLogger("amqtt").setLevel(logging.ERROR)  # stock amqtt warns on every client disconnect
     runs: dict[str, list[float]] = {"amqtt": [], "squall": []}
-    for r in range(1 if quick else 5):  # interleaved, first one then the other first
-        for flavor in ("amqtt", "squall") if r % 2 == 0 else ("squall", "amqtt"):
+    for r in range(1 if quick else 5):
+        for flavor in in_turn(("amqtt", "squall"), r):
             runs[flavor].append(run_flavor(flavor, publishers, messages, size))
     return {
         "stock_amqtt_msgs_per_s": round(median(runs["amqtt"]), 1),
