@@ -31,7 +31,7 @@ CORE = {
         "sim/scenario.py",
         "sim/runner.py",
         "sim/history.py",
-        "sim/checks.py",
+        "sim/checks/*.py",
         "sim/report.py",
     ],
     "system": [

@@ -1,0 +1,63 @@
+"""Checks: pure functions from a history (list of records) to verdicts. No clocks, no sockets.
+
+Each check returns a `CheckResult`; a failed one names the first offending message or
+moment so that, with the seed and the replay command the report adds, a person can go
+straight to it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Iterable
+
+from sim.checks._availability import check_availability
+from sim.checks._commands import check_commands
+from sim.checks._delivery import loss, check_duplicates, check_latency, check_order, check_qos0_loss, check_qos1_loss
+from sim.checks._index import Index
+from sim.checks._liveness import check_liveness
+from sim.checks._memory import check_memory
+from sim.checks._model import CheckConfig, CheckResult, Record, RunFacts, quantile, topic_matches
+
+__all__ = ["CHECKS", "CheckConfig", "CheckResult", "Record", "RunFacts", "metrics", "quantile", "run_checks", "topic_matches"]
+
+# The report lists checks in this order.
+CHECKS: dict[str, Callable[[Index, RunFacts], CheckResult]] = {
+    "qos1_loss": check_qos1_loss,
+    "qos0_loss": check_qos0_loss,
+    "duplicates": check_duplicates,
+    "order": check_order,
+    "latency": check_latency,
+    "commands": check_commands,
+    "availability": check_availability,
+    "liveness": check_liveness,
+    "memory": check_memory,
+}
+
+
+def run_checks(history: Iterable[Record], cfg: CheckConfig, facts: RunFacts) -> list[CheckResult]:
+    ix = Index(history, cfg)
+    return [fn(ix, facts) for name, fn in CHECKS.items() if name not in cfg.skip]
+
+
+def metrics(history: Iterable[Record], cfg: CheckConfig, facts: RunFacts) -> dict[str, Any]:
+    """The report's ``metrics``: published, delivered, lost, duplicated, latency_ms, reconnects."""
+    ix = Index(history, cfg)
+    lost1, _ = loss(ix, facts, 1)
+    lost0, _ = loss(ix, facts, 0)
+    lat = ix.latencies_ms()
+
+    def q(x: float) -> float | None:
+        v = quantile(lat, x)
+        return None if math.isnan(v) else round(v, 3)
+
+    return {
+        "published": len(ix.published),
+        "delivered": len(ix.deliveries),
+        "lost": len(lost1) + len(lost0),
+        "lost_qos1": len(lost1),
+        "duplicated": sum(len(v) - 1 for v in ix.deliveries.values()),
+        "latency_ms": {"p50": q(0.5), "p95": q(0.95), "p99": q(0.99)},
+        "reconnects": len(ix.by_event.get("reconnect", [])),
+        "errors": len(ix.by_event.get("error", [])),
+        "dropped": len(ix.by_event.get("drop", [])),
+    }

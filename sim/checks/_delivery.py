@@ -1,0 +1,93 @@
+"""Delivery: QoS 1 and QoS 0 loss, duplicates after dedup, per-publisher order, latency."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from sim.checks._index import Index
+from sim.checks._model import CheckResult, Record, RunFacts, quantile, topic_matches
+
+def loss(ix: Index, facts: RunFacts, qos: int) -> tuple[list[Record], int]:
+    end = (facts.end if facts.end is not None else facts.duration) - ix.cfg.grace_s
+    judged = [r for r in ix.published.values() if r.get("qos") == qos and r["t"] <= end]
+    lost = [r for r in judged if not ix.delivered_to_all(r["id"])]
+    return sorted(lost, key=lambda r: r["t"]), len(judged)
+
+
+def check_qos1_loss(ix: Index, facts: RunFacts) -> CheckResult:
+    lost, judged = loss(ix, facts, 1)
+    ok = len(lost) <= ix.cfg.max_qos1_lost
+    if not lost:
+        return CheckResult("qos1_loss", ok, f"0 of {judged} QoS 1 messages lost")
+    first = lost[0]
+    ids = ", ".join(r["id"] for r in lost[:10]) + (" ..." if len(lost) > 10 else "")
+    return CheckResult(
+        "qos1_loss", ok,
+        f"{len(lost)} of {judged} QoS 1 messages lost (allowed {ix.cfg.max_qos1_lost}); first: {first['id']} "
+        f"from {first.get('source')} seq {first.get('seq')} on {first.get('topic')} at t={first['t']:.3f}s; lost ids: {ids}",
+        first, first["t"],
+    )
+
+
+def check_qos0_loss(ix: Index, facts: RunFacts) -> CheckResult:
+    lost, judged = loss(ix, facts, 0)
+    ratio = len(lost) / judged if judged else 0.0
+    ok = ratio <= ix.cfg.qos0_loss_budget
+    first = lost[0] if lost else None
+    return CheckResult(
+        "qos0_loss", ok, f"{len(lost)} of {judged} QoS 0 messages lost ({ratio:.1%}, budget {ix.cfg.qos0_loss_budget:.1%})",
+        first if not ok else None, first["t"] if first and not ok else None,
+    )
+
+
+def check_duplicates(ix: Index, facts: RunFacts) -> CheckResult:
+    dups = sorted((recs[1] for recs in ix.deliveries.values() if len(recs) > 1), key=lambda r: r["t"])
+    count = sum(len(recs) - 1 for recs in ix.deliveries.values())
+    ok = count <= ix.cfg.max_duplicates
+    if not dups:
+        return CheckResult("duplicates", ok, "no message delivered twice to a receiver after dedup")
+    d = dups[0]
+    return CheckResult("duplicates", ok, f"{count} duplicate deliveries after dedup (allowed {ix.cfg.max_duplicates}); first: {d['id']} to {d['client']} at t={d['t']:.3f}s", d, d["t"])
+
+
+def check_order(ix: Index, facts: RunFacts) -> CheckResult:
+    """Per receiver, publisher and topic, QoS 1 sequence numbers never go back, except across a
+    crash of the publisher (a restarted process starts a new sequence)."""
+    crashes: dict[str, list[float]] = defaultdict(list)
+    for c in ix.by_event.get("crash", []):
+        crashes[c.get("host", "")].append(c["t"])
+
+    def restarted_between(source: str, a: float, b: float) -> bool:
+        return any(a <= t <= b for t in crashes.get(source, ()))
+
+    last: dict[tuple[str, str, str], Record] = {}
+    for r in ix.by_event["deliver"]:
+        if r.get("client") not in ix.cfg.receivers or r.get("qos") != 1 or not topic_matches(ix.cfg.topics, r.get("topic", "")):
+            continue
+        key = (r["client"], r.get("source", ""), r.get("topic", ""))
+        prev = last.get(key)
+        if prev is not None and r.get("seq", 0) < prev.get("seq", 0) and r.get("id") != prev.get("id"):
+            sent_prev = ix.published.get(prev.get("id", ""), prev)["t"]
+            sent_now = ix.published.get(r.get("id", ""), r)["t"]
+            if not ix.cfg.order or restarted_between(key[1], sent_prev, sent_now):
+                last[key] = r
+                continue
+            return CheckResult(
+                "order", False,
+                f"{r['client']} got seq {r['seq']} from {key[1]} on {key[2]} at t={r['t']:.3f}s after seq {prev['seq']}",
+                r, r["t"],
+            )
+        last[key] = r
+    return CheckResult("order", True, f"per-publisher order kept on {len(last)} streams")
+
+
+def check_latency(ix: Index, facts: RunFacts) -> CheckResult:
+    lat = ix.latencies_ms()
+    if not lat:
+        return CheckResult("latency", True, "no deliveries to measure")
+    qs = {name: quantile(lat, q) for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))}
+    limits = {"p50": ix.cfg.latency_p50_ms, "p95": ix.cfg.latency_p95_ms, "p99": ix.cfg.latency_p99_ms}
+    over = [f"{k} {qs[k]:.1f} ms > {v:g} ms" for k, v in limits.items() if v is not None and qs[k] > v]
+    text = ", ".join(f"{k} {v:.1f} ms" for k, v in qs.items())
+    return CheckResult("latency", not over, text + (f"; over threshold: {'; '.join(over)}" if over else ""))
+
