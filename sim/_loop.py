@@ -245,7 +245,8 @@ class SimLoop(asyncio.BaseEventLoop):
 
     def _deadlock(self) -> Deadlock:
         lines = []
-        for task in sorted(asyncio.all_tasks(self), key=lambda t: t.get_name()):
+        dead = self._world._dead  # hard-crashed: they wait forever by design
+        for task in sorted((t for t in asyncio.all_tasks(self) if t not in dead), key=lambda t: t.get_name()):
             host = self._world._host_of(task)
             stack = task.get_stack(limit=1)
             where = f"{stack[0].f_code.co_filename}:{stack[0].f_lineno} in {stack[0].f_code.co_name}" if stack else "?"

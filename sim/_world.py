@@ -26,6 +26,7 @@ from typing import Any, Awaitable, Callable
 
 import simpy
 
+from sim._crash import bury, drop, tracked_sqlite
 from sim._links import Links
 from sim._loop import SimLoop
 from sim._network import Network
@@ -166,6 +167,8 @@ class World:
         self._disk: Path | None = None
         self._skewed = False
         self._lingering: list[asyncio.Task[Any]] = []
+        self._dead: dict[asyncio.Task[Any], None] = {}  # hard-crashed hosts' tasks, never run again
+        self._sqlite: dict[str, Any] = {}  # host name -> its open sqlite connections (see sim._crash)
         self.errors: list[str] = []
         self.links = Links(self, latency, jitter, local_latency, connect_timeout, tick, user_timeout)
         self.net = Network(self)
@@ -183,6 +186,11 @@ class World:
     @property
     def now(self) -> float:
         return self.env._now
+
+    @property
+    def running(self) -> bool:
+        """True from the start of ``run`` until its teardown ends."""
+        return self._running
 
     def current_host(self) -> Host | None:
         """The host the calling code runs on (None outside any host)."""
@@ -275,8 +283,14 @@ class World:
         self._skewed = any(x.skew or x.drift for x in self.hosts.values())
         self.trace.add(self.env._now, "fault", 0, f"skew {host} {offset!r} {drift!r}")
 
-    def crash(self, host: str) -> None:
-        """Crash a host: tasks cancelled, connections gone without FIN, listeners closed."""
+    def crash(self, host: str, *, hard: bool = False) -> None:
+        """Crash a host: connections gone without FIN, listeners closed, and its code stopped.
+
+        Graceful (the default here, for compatibility): its tasks are cancelled, so ``finally:``
+        blocks and ``except CancelledError`` still run, as in an orderly shutdown. ``hard=True``:
+        a SIGKILL, none of its code runs again (see `sim._crash`); what it committed to disk
+        stays, what it did not is lost. Scenarios and swarms crash hard unless told otherwise.
+        """
         h = self.host(host)
         if not h.up:
             return
@@ -287,12 +301,24 @@ class World:
             self.net.forget(ep)
         for listener in list(h._listeners):
             listener.close()
-        for task in h.tasks:
-            task.cancel()
-            # Code that swallows its cancellation lingers; hold it so the garbage collector
-            # does not destroy it mid-run at a moment that depends on memory, not on the seed.
-            self._lingering.append(task)
+        if hard:
+            for task in drop(self, h):
+                self._dead[task] = None
+        else:
+            for task in h.tasks:
+                task.cancel()
+                # Code that swallows its cancellation lingers; hold it so the garbage collector
+                # does not destroy it mid-run at a moment that depends on memory, not on the seed.
+                self._lingering.append(task)
         h._spawned.clear()
+
+    def kill(self, host: str) -> None:
+        """A hard crash: ``crash(host, hard=True)``."""
+        self.crash(host, hard=True)
+
+    def stop(self, host: str) -> None:
+        """A graceful stop: ``crash(host)``, its tasks cancelled and their cleanup run."""
+        self.crash(host)
 
     def restart(self, host: str) -> None:
         """Restart a crashed host: its entry points run again, with fresh memory (disk survives)."""
@@ -330,7 +356,7 @@ class World:
         asyncio.set_event_loop(loop)
         wall = time.perf_counter()
         try:
-            with pinned(self):
+            with pinned(self), tracked_sqlite(self):
                 try:
                     value, completed = loop.run_until_complete(self._drive(main, until))
                     end = self.env._now
@@ -340,6 +366,8 @@ class World:
             asyncio.set_event_loop(old_loop)
             events._set_running_loop(outer)
             loop.close()
+            dead, self._dead = list(self._dead), {}
+            bury(dead)
         return RunResult(
             trace_hash=self.trace.hash,
             now=end,
@@ -381,7 +409,7 @@ class World:
         loop._spins = 0  # a livelocked run still gets its cleanup
         # In host order, then creation order: all_tasks() iterates in memory-address order.
         tasks = [t for host in self.hosts.values() for t in host.tasks]
-        known = set(tasks)
+        known = set(tasks) | self._dead.keys()
         tasks += sorted((t for t in asyncio.all_tasks(loop) if not t.done() and t not in known), key=lambda t: t.get_name())
         for t in tasks:
             t.cancel()

@@ -18,13 +18,16 @@ from typing import Any, Callable, Iterable, Iterator
 class History:
     """An append-only list of records; the system's observer writes into it."""
 
-    def __init__(self, clock: Callable[[], float], origin: float = 0.0) -> None:
+    def __init__(self, clock: Callable[[], float], origin: float = 0.0, live: Callable[[], bool] | None = None) -> None:
         self._clock = clock
         self._origin = origin
+        self._live = live  # when given and false, system events are not recorded (a run that ended)
         self.records: list[dict[str, Any]] = []
 
     def __call__(self, event: Any) -> None:
         """The observer hook: record a system event."""
+        if self._live is not None and not self._live():
+            return  # e.g. a hard-crashed host's code reclaimed after the run: it never ran
         record = event.to_dict() if hasattr(event, "to_dict") else dict(event)
         at = record.pop("at", None)
         record["t"] = round((at if at is not None else self._clock()) - self._origin, 6)

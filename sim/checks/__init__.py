@@ -16,6 +16,7 @@ from sim.checks._delivery import loss, check_duplicates, check_latency, check_or
 from sim.checks._index import Index
 from sim.checks._liveness import check_liveness
 from sim.checks._memory import check_memory
+from sim.checks._restore import check_restore
 from sim.checks._model import CheckConfig, CheckResult, Record, RunFacts, quantile, topic_matches
 
 __all__ = ["CHECKS", "CheckConfig", "CheckResult", "Record", "RunFacts", "metrics", "quantile", "run_checks", "topic_matches"]
@@ -30,6 +31,7 @@ CHECKS: dict[str, Callable[[Index, RunFacts], CheckResult]] = {
     "commands": check_commands,
     "availability": check_availability,
     "liveness": check_liveness,
+    "restore": check_restore,
     "memory": check_memory,
 }
 

@@ -26,6 +26,19 @@ class DeviceStateChanged(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class DeviceStateRestored(Event):
+    """A starting device's state machine took its persisted state (``initial`` when nothing
+    was stored): with ``DeviceStateChanged`` it lets a harness judge that a restarted device
+    comes back in the state it last acknowledged."""
+
+    name: ClassVar[str] = "device_state_restored"
+    device: str
+    machine: str
+    state: str
+    stored: bool
+
+
+@dataclass(frozen=True, slots=True)
 class DeviceHealthChanged(Event):
     """A device's health moved between ``ok``, ``degraded`` and ``failing``."""
 
