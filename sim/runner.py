@@ -58,7 +58,7 @@ def run_scenario(
 ) -> RunOutcome:
     """``progress`` is called with the virtual time, a hundred times over the run (it watches
     the clock from the kernel and changes nothing in the run: same seed, same trace hash)."""
-    with quiet("amqtt"):
+    with quiet("amqtt"), quiet("system.supervisor"):  # a supervised service's death is in the history
         return _run(scenario, scenario.seed if seed is None else seed, out=out, schedule=schedule, keep_trace=keep_trace, scenario_ref=scenario_ref, plots=plots, progress=progress)
 
 

@@ -16,7 +16,10 @@ from sim.checks._delivery import loss, check_duplicates, check_latency, check_or
 from sim.checks._index import Index
 from sim.checks._liveness import check_liveness
 from sim.checks._memory import check_memory
+from sim.checks._reconnect import check_reconnect
 from sim.checks._restore import check_restore
+from sim.checks._resubscribe import check_resubscribe
+from sim.checks._supervisor import check_supervisor
 from sim.checks._model import CheckConfig, CheckResult, Record, RunFacts, quantile, topic_matches
 
 __all__ = ["CHECKS", "CheckConfig", "CheckResult", "Record", "RunFacts", "metrics", "quantile", "run_checks", "topic_matches"]
@@ -32,6 +35,9 @@ CHECKS: dict[str, Callable[[Index, RunFacts], CheckResult]] = {
     "availability": check_availability,
     "liveness": check_liveness,
     "restore": check_restore,
+    "reconnect": check_reconnect,
+    "resubscribe": check_resubscribe,
+    "supervisor": check_supervisor,
     "memory": check_memory,
 }
 

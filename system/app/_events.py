@@ -106,7 +106,10 @@ class ConfigReloaded(Event):
 class ServiceChanged(Event):
     """A supervised service moved: ``starting``, ``running``, ``crashed``, ``backoff``,
     ``stopping``, ``stopped``. ``attempt`` counts starts; ``delay`` is the backoff before the
-    next start (``crashed``); ``error`` what it died of."""
+    next start (``crashed``); ``error`` what it died of. On ``crashed``, ``initial``,
+    ``maximum`` and ``stable_after`` are the supervisor's restart policy, so a reader of the
+    history can judge the delay: at most ``min(maximum, initial * 2**(k-1))`` for the k-th
+    crash in a row (a run that lasted ``stable_after`` seconds starts the count again)."""
 
     name: ClassVar[str] = "service"
     service: str
@@ -115,6 +118,9 @@ class ServiceChanged(Event):
     attempt: int
     delay: float | None = None
     error: str | None = None
+    initial: float | None = None
+    maximum: float | None = None
+    stable_after: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
