@@ -169,6 +169,7 @@ class World:
         self._lingering: list[asyncio.Task[Any]] = []
         self._dead: dict[asyncio.Task[Any], None] = {}  # hard-crashed hosts' tasks, never run again
         self._sqlite: dict[str, Any] = {}  # host name -> its open sqlite connections (see sim._crash)
+        self._at_end: list[Callable[[], Any]] = []
         self.errors: list[str] = []
         self.links = Links(self, latency, jitter, local_latency, connect_timeout, tick, user_timeout)
         self.net = Network(self)
@@ -335,6 +336,11 @@ class World:
         """Call fn(*args) at virtual time ``when`` (for fault schedules)."""
         self.after(max(0.0, when - self.env._now), fn, *args)
 
+    def at_end(self, fn: Callable[[], Any]) -> None:
+        """Call ``fn()`` once the run is over, before hard-crashed hosts' memory is reclaimed
+        (their ``finally:`` blocks then run against a closed loop: seal what records the run)."""
+        self._at_end.append(fn)
+
     # -- scheduling ------------------------------------------------------------------------------
     def after(self, delay: float, fn: Callable[..., Any], *args: Any) -> None:
         """Call ``fn(*args)`` from the simulation kernel ``delay`` virtual seconds from now."""
@@ -366,6 +372,8 @@ class World:
             asyncio.set_event_loop(old_loop)
             events._set_running_loop(outer)
             loop.close()
+            for fn in self._at_end:
+                fn()
             dead, self._dead = list(self._dead), {}
             bury(dead)
         return RunResult(

@@ -18,15 +18,15 @@ from typing import Any, Callable, Iterable, Iterator
 class History:
     """An append-only list of records; the system's observer writes into it."""
 
-    def __init__(self, clock: Callable[[], float], origin: float = 0.0, live: Callable[[], bool] | None = None) -> None:
+    def __init__(self, clock: Callable[[], float], origin: float = 0.0) -> None:
         self._clock = clock
         self._origin = origin
-        self._live = live  # when given and false, system events are not recorded (a run that ended)
+        self._sealed = False
         self.records: list[dict[str, Any]] = []
 
     def __call__(self, event: Any) -> None:
         """The observer hook: record a system event."""
-        if self._live is not None and not self._live():
+        if self._sealed:
             return  # e.g. a hard-crashed host's code reclaimed after the run: it never ran
         record = event.to_dict() if hasattr(event, "to_dict") else dict(event)
         at = record.pop("at", None)
@@ -34,6 +34,10 @@ class History:
         if record.get("queued"):  # a loop time too (see system.observer.Published)
             record["queued"] = round(record["queued"] - self._origin, 6)
         self.records.append(record)
+
+    def seal(self) -> None:
+        """Record no more system events (the run is over)."""
+        self._sealed = True
 
     def note(self, event: str, **fields: Any) -> None:
         """Record something the runner itself saw (a fault, a sample)."""

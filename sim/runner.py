@@ -85,7 +85,8 @@ def _run(scenario: Scenario, seed: int, *, out: Path | None, schedule: Schedule 
         user_timeout=net.user_timeout_s,
         trace=keep_trace,
     )
-    history = History(clock=lambda: world.now, live=lambda: world.running)
+    history = History(clock=lambda: world.now)
+    world.at_end(history.seal)
     flavor = scenario.broker.flavor
 
     from system.broker import EmbeddedBroker

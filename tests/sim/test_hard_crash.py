@@ -132,3 +132,28 @@ def test_hard_crashes_are_deterministic() -> None:
         return world.run(until=5).trace_hash
 
     assert once() == once()
+
+
+def test_a_dead_hosts_cleanup_never_reaches_a_sealed_history_even_when_reclaimed() -> None:
+    from sim.history import History
+
+    world = World(seed=1)
+    history = History(clock=lambda: world.now)
+    world.at_end(history.seal)
+
+    async def service() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            history({"event": "state_persisted"})  # what a device persisting on the way out reports
+
+    world.host("svc").spawn(service)
+
+    async def main() -> None:
+        await asyncio.sleep(1)
+        world.crash("svc", hard=True)
+        await asyncio.sleep(1)
+
+    world.run(main)
+    assert [r["event"] for r in history] == []
+    assert world._dead == {}  # reclaimed: a finished world holds no dead coroutines
