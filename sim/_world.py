@@ -336,6 +336,28 @@ class World:
         """Call fn(*args) at virtual time ``when`` (for fault schedules)."""
         self.after(max(0.0, when - self.env._now), fn, *args)
 
+    def release(self) -> None:
+        """Let go of what a finished run still holds (hosts and their tasks, connections, queued
+        events, the kept trace's events), keeping what a report reads: ``seed``, ``now``,
+        ``errors``, ``trace.hash``. The pytest plugin calls it after every test, so a failed
+        (say livelocked) world does not stay alive with the failure's traceback."""
+        if self._running:
+            raise SimulationError("world.release() is for a finished run; this world is still running")
+        dead, self._dead = list(self._dead), {}
+        bury(dead)
+        self.hosts.clear()
+        self._pending.clear()
+        self._lingering.clear()
+        self._at_end.clear()
+        self._sqlite.clear()
+        self.env._queue.clear()
+        self.net._listeners.clear()
+        self.net._endpoints.clear()
+        self.links._toxics.clear()
+        self.loop._ready.clear()
+        self.loop._scheduled.clear()
+        self.trace.events = []
+
     def at_end(self, fn: Callable[[], Any]) -> None:
         """Call ``fn()`` once the run is over, before hard-crashed hosts' memory is reclaimed
         (their ``finally:`` blocks then run against a closed loop: seal what records the run)."""
@@ -388,9 +410,7 @@ class World:
 
     async def _drive(self, main: CoroFn | None, until: float | None) -> tuple[Any, bool]:
         self._running = True
-        pending, self._pending = self._pending, []
-        for host, coro_fn, args, name in pending:
-            host._start(coro_fn, args, name)
+        self._start_pending()  # in a frame of its own: a traceback through _drive holds no host
         if main is None:
             await asyncio.sleep(until)  # type: ignore[arg-type]
             return None, False
@@ -404,6 +424,11 @@ class World:
             return task.result(), True
         task.cancel()
         return None, False
+
+    def _start_pending(self) -> None:
+        pending, self._pending = self._pending, []
+        for host, coro_fn, args, name in pending:
+            host._start(coro_fn, args, name)
 
     def _settle(self, coro: Any) -> None:
         try:
