@@ -286,7 +286,7 @@ class Links:
         # The sender's stack gives up on its unacknowledged bytes and aborts: its RST goes the
         # same way as the bytes did, so across a partition the other end only learns of it
         # when the partition heals (or from its own user timeout), as with real TCP.
-        pipe.src._receive_reset(TimeoutError(errno.ETIMEDOUT, "[Errno 110] Connection timed out"))
+        pipe.src._receive_reset(TimeoutError(errno.ETIMEDOUT, "Connection timed out"))
         rst = pipe.make(_RST)
         gate = self._gates[pipe] = _Gate()
         gate.held.append(rst)

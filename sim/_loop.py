@@ -280,11 +280,16 @@ class SimLoop(asyncio.BaseEventLoop):
             at = f" at {code.co_filename}:{code.co_firstlineno}" if code is not None else ""
             return f"{getattr(cb, '__qualname__', repr(cb))}{on}{at}"
 
-        busy = Counter(name(h) for h in list(self._ready)[:5000]).most_common(5)
+        from sim._diagnose import known_cause
+
+        ready = list(self._ready)[:5000]
+        busy = Counter(name(h) for h in ready).most_common(5)
         lines = "\n".join(f"  {n} x {what}" for what, n in busy)
+        tasks = (getattr(h._callback, "__self__", None) for h in ready)
+        cause = next((c for t in tasks if isinstance(t, asyncio.Task) and (c := known_cause(t))), None)
         return Livelock(
             f"livelock at virtual time {self.time():.6f}s: {self._spins:,} callbacks ran without the clock moving "
-            f"(seed {self._world.seed}); the busiest:\n{lines}"
+            f"(seed {self._world.seed}); the busiest:\n{lines}" + (f"\n{cause}" if cause else "")
         )
 
     # -- network ----------------------------------------------------------------------------
