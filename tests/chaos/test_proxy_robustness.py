@@ -67,13 +67,14 @@ def test_malformed_json_is_400_bad_request_body(method: str, path: str, body: by
         ("/proxies", ["x"]),
         ("/proxies", "x"),
         ("/proxies/db/toxics", {"type": "latency", "toxicity": "high"}),
-        ("/proxies/db/toxics", {"type": "latency", "toxicity": 2}),
+        ("/proxies/db/toxics", {"type": "latency", "toxicity": True}),
         ("/proxies/db/toxics", {"type": "latency", "attributes": [1]}),
         ("/proxies/db/toxics", {"type": "latency", "attributes": {"latency": "slow"}}),
-        ("/proxies/db/toxics", {"type": "latency", "attributes": {"latency": -1}}),
+        ("/proxies/db/toxics", {"type": "latency", "attributes": {"latency": 100.0}}),
+        ("/proxies/db/toxics", {"type": "latency", "attributes": {"latency": 2**63}}),
         ("/proxies/db/toxics", {"type": 3}),
         ("/proxies/db/toxics/t", {"toxicity": "x"}),
-        ("/proxies/db/toxics/t", {"attributes": {"jitter": -5}}),
+        ("/proxies/db/toxics/t", {"attributes": {"jitter": 1.5}}),
         ("/proxies/db/toxics/t", {"attributes": "none"}),
     ],
 )
@@ -151,7 +152,7 @@ def test_keep_alive_serves_several_requests_on_one_connection() -> None:
             last = b"GET /proxies HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
             answer = await raw(server, request * 3 + last)
             assert answer.count(b"HTTP/1.1 200 OK") == 4
-            assert answer.endswith(b"{}\n")
+            assert answer.endswith(b"\r\n\r\n{}")
 
     asyncio.run(main())
 
