@@ -150,6 +150,8 @@ class Api:
 
     async def populate(self, request: Request, params: dict[str, str]) -> Response:
         doc = _decode(request.body)
+        if doc is None:
+            doc = []  # Go decodes null into an empty list
         if not isinstance(doc, list):
             raise BAD_REQUEST_BODY.joined(f"populate takes a JSON array of proxies, got {_json_type(doc)}")
         specs = [_spec(_object(item, f"proxy {i}")) for i, item in enumerate(doc, start=1)]
@@ -161,6 +163,7 @@ class Api:
     async def proxy_update(self, request: Request, params: dict[str, str]) -> Response:
         self.proxies.get(params["proxy"])
         obj = _object(_decode(request.body), "the proxy")
+        _field(obj, "name", (str,), "string")  # Toxiproxy decodes the whole proxy, renaming nothing
         proxy = await self.proxies.update(
             params["proxy"],
             listen=_field(obj, "listen", (str,), "string"),
