@@ -124,7 +124,7 @@ class Links:
         return conn.up if stream == "upstream" else conn.down
 
     def _attach_toxic(self, conn: "_Connection", toxic: Toxic) -> None:
-        pipe = self._pipe_for(conn, toxic.stream)
+        pipe = self._pipe_for(conn, toxic.direction)
         if pipe.toxics is None:
             pipe.toxics = []
         active = toxic.applies(pipe.world.streams(f"toxicity:{conn.id}:{toxic.name}"))

@@ -194,8 +194,8 @@ class Api:
         stream = _field(obj, "stream", (str,), "string")
         toxicity = _field(obj, "toxicity", (int, float), "number")
         attributes = _field(obj, "attributes", (dict,), "object")
-        stream = "downstream" if stream is None else stream.lower()
-        if stream not in ("upstream", "downstream"):
+        stream = "downstream" if stream is None else stream  # kept as written: Toxiproxy lowers it only to act
+        if stream.lower() not in ("upstream", "downstream"):
             raise INVALID_STREAM
         name = name or f"{kind}_{stream}"
         if kind not in TOXIC_TYPES:

@@ -127,8 +127,8 @@ class Proxy:
 
     def toxics(self) -> list[Toxic]:
         """Upstream toxics, then downstream ones, each in the order added (Toxiproxy's listing)."""
-        return [t for t in self._toxics if t.stream == "upstream"] + [
-            t for t in self._toxics if t.stream == "downstream"
+        return [t for t in self._toxics if t.direction == "upstream"] + [
+            t for t in self._toxics if t.direction == "downstream"
         ]
 
     def toxic(self, name: str) -> Toxic:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import random
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Stream = Literal["upstream", "downstream"]
 TOXIC_TYPES = ("latency", "bandwidth", "slow_close", "timeout", "reset_peer", "slicer", "limit_data", "noop")
@@ -138,7 +138,7 @@ class Toxic(BaseModel):
 
     name: str = ""
     type: Literal["latency", "bandwidth", "slow_close", "timeout", "reset_peer", "slicer", "limit_data", "noop"]
-    stream: Stream = "downstream"
+    stream: str = Field("downstream", description="upstream or downstream, in any case; kept as written, as Toxiproxy does")
     toxicity: float = Field(1.0, allow_inf_nan=False, description="share of connections it acts on; >= 1 all, <= 0 none")
     attributes: Any = None
 
@@ -152,6 +152,18 @@ class Toxic(BaseModel):
             if data.get("toxicity") is None:
                 data["toxicity"] = 1.0
         return data
+
+    @field_validator("stream")
+    @classmethod
+    def _known_stream(cls, value: str) -> str:
+        if value.lower() not in ("upstream", "downstream"):
+            raise ValueError("stream was invalid, can be either upstream or downstream")
+        return value
+
+    @property
+    def direction(self) -> Stream:
+        """The direction it acts on: ``stream`` without its case ("UPSTREAM" acts upstream)."""
+        return "upstream" if self.stream.lower() == "upstream" else "downstream"
 
     @model_validator(mode="after")
     def _typed_attributes(self) -> "Toxic":

@@ -348,7 +348,8 @@ def test_create_toxic_fills_toxiproxy_defaults() -> None:
             "attributes": {"latency": 100, "jitter": 10},
         }
         r = await api("POST", "/proxies/db/toxics", {"name": "n", "type": "noop", "stream": "UPSTREAM", "toxicity": 0.25})
-        assert r.json() == {"name": "n", "type": "noop", "stream": "upstream", "toxicity": 0.25, "attributes": {}}
+        # Kept as written (Toxiproxy 2.12 does), acted on as upstream: it lists first below.
+        assert r.json() == {"name": "n", "type": "noop", "stream": "UPSTREAM", "toxicity": 0.25, "attributes": {}}
         r = await api("POST", "/proxies/db/toxics", {"type": "bandwidth", "stream": "upstream", "attributes": None})
         assert r.json()["name"] == "bandwidth_upstream" and r.json()["attributes"] == {"rate": 0}
         listing = (await api("GET", "/proxies/db/toxics")).json()

@@ -36,6 +36,21 @@ def test_latency_adds_latency_within_jitter_and_keeps_order():
     assert got == b"".join(b"%03d" % i for i in range(50))
 
 
+def test_stream_is_kept_as_written_and_acts_in_any_case():
+    """Toxiproxy 2.12 keeps "UPSTREAM" as written (and names the toxic latency_UPSTREAM) but acts upstream."""
+    world = world_with_echo()
+    toxic = world.add_toxic("srv:7", {"type": "latency", "stream": "UPSTREAM", "attributes": {"latency": 50}})
+    assert (toxic.stream, toxic.name, toxic.direction) == ("UPSTREAM", "latency_UPSTREAM", "upstream")
+    with pytest.raises(ValueError, match="stream was invalid"):
+        Toxic.model_validate({"type": "latency", "stream": "sideways"})
+
+    async def main():
+        reader, writer = await connect()
+        return await round_trip(reader, writer, b"ping")
+
+    assert world.run(main).value == pytest.approx(0.050 + 2 * LAT)
+
+
 def test_upstream_latency_applies_only_client_to_server():
     world = world_with_echo()
     world.add_toxic("srv:7", {"type": "latency", "stream": "upstream", "attributes": {"latency": 50}})
