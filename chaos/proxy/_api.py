@@ -34,11 +34,15 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")  # Python would take NaN and Infinity; Go's decoder does not
 
 
+_DECODER = json.JSONDecoder(parse_constant=_no_constants)
+
+
 def _decode(body: bytes) -> Any:
+    """The first JSON value of the body; like Go's json.Decoder, what follows it is not read."""
     if not body.strip():
         raise BAD_REQUEST_BODY.joined("EOF")
     try:
-        return json.loads(body, parse_constant=_no_constants)
+        return _DECODER.raw_decode(body.decode("utf-8").strip())[0]
     except RecursionError:
         # Go's decoder stops at 10000 levels; Python's stack well before. Either way: a bad body.
         raise BAD_REQUEST_BODY.joined("JSON nested too deeply") from None

@@ -340,6 +340,9 @@ _MALFORMED = {
     "nested-20000-arrays": "[" * 20000 + "]" * 20000,
     "nested-20000-objects": '{"a":' * 20000 + "1" + "}" * 20000,
     "not-utf8": b"\xff\xfe",
+    "trailing-garbage": '{"name": "t", "upstream": "127.0.0.1:1"} trailing',
+    "two-values": '{"name": "t2", "upstream": "127.0.0.1:1"}{"name": "t3"}',
+    "leading-space": '  \n {"name": "t4", "upstream": "127.0.0.1:1"}',
 }
 
 
@@ -368,6 +371,22 @@ def test_documented_deviations(both: tuple[Server, Server], echo: Echo) -> None:
     r, s = (call(server, "POST", "/proxies/d/toxics", toxic) for server in both)
     assert r.json["toxicity"] == 0.12345679 and s.json["toxicity"] == 0.1234567891  # float32 vs float64
     assert call(real, "GET", "/metrics").status == 404 and call(squall, "GET", "/metrics").status == 200
+
+
+def test_slicer_of_average_zero_passes_whole_where_toxiproxy_dies(both: tuple[Server, Server], echo: Echo) -> None:
+    """Measured: Toxiproxy's halving of a chunk at average_size 0 never ends, and its stack overflow kills the server."""
+    toxic = {"type": "slicer", "stream": "upstream", "attributes": {"average_size": 0}}
+    with _proxied(both[1], echo, toxic) as sock:
+        sock.sendall(b"whole")
+        assert sock.recv(100) == b"whole"
+    doomed = _start_real()  # not the module's server: this one dies
+    try:
+        with _proxied(doomed, echo, toxic) as sock:
+            sock.sendall(b"whole")
+            doomed.proc.wait(timeout=60)
+        assert doomed.proc.returncode != 0
+    finally:
+        doomed.stop()
 
 
 # -- the toxics, on real bytes --------------------------------------------------------------------
