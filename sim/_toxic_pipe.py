@@ -34,6 +34,7 @@ class ToxicState:
         self._armed = False
         self._removed = False
         self._heard: list[float] = []  # timeout: arrival times of data not yet seen by the clock
+        self._clock = False  # timeout: a check of the clock is scheduled
         self.parked: Items = []  # bandwidth at rate 0: what it holds until updated or removed
         if active:
             self._start()
@@ -47,6 +48,7 @@ class ToxicState:
         t = self.toxic
         world = self.pipe.world
         if t.type == "timeout" and t.attributes.timeout > 0:
+            self._clock = True
             world.after(t.attributes.timeout / 1000.0, self._timeout_due, world.env._now)
 
     def _timeout_due(self, since: float) -> None:
@@ -55,6 +57,9 @@ class ToxicState:
         heard = [t for t in self._heard if t <= now]
         self._heard = [t for t in self._heard if t > now]
         last = max(heard, default=since)
+        if self.toxic.attributes.timeout <= 0:  # updated to "never"
+            self._clock = False
+            return
         due = last + self.toxic.attributes.timeout / 1000.0
         if due > now:
             self.pipe.world.after(due - now, self._timeout_due, last)
@@ -67,6 +72,11 @@ class ToxicState:
 
     def update(self, toxic: Toxic) -> None:
         self.toxic = toxic
+        if toxic.type == "timeout" and self.active:  # Toxiproxy restarts an updated toxic, and its clock
+            if self._clock:
+                self._heard.append(self.pipe.world.env._now)
+            else:
+                self._start()
 
     def take_parked(self) -> Items:
         """What a stopped bandwidth toxic held; it goes on when the toxic is updated or removed."""

@@ -115,6 +115,27 @@ def test_timeout_restarts_whenever_data_arrives_and_fires_after_silence():
     assert world.run(main).value == pytest.approx(LAT + 1.0 + LAT, abs=1e-6)
 
 
+def test_updating_a_timeout_restarts_its_clock_and_zero_stops_it():
+    world = world_with_echo()
+    world.add_toxic("srv:7", {"type": "timeout", "name": "t", "stream": "upstream", "attributes": {"timeout": 0}})
+
+    async def main():
+        reader, writer = await connect()
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(5)
+        world.update_toxic("srv:7", "t", {"attributes": {"timeout": 1000}})  # from never to 1 s, from now
+        since = loop.time()
+        assert await reader.read(100) == b""
+        closed_after = loop.time() - since
+        reader2, _ = await connect()
+        world.update_toxic("srv:7", "t", {"attributes": {"timeout": 0}})  # back to never
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(reader2.read(100), timeout=30)
+        return closed_after
+
+    assert world.run(main).value == pytest.approx(1.0 + LAT, abs=1e-6)
+
+
 def test_bandwidth_rate_zero_passes_nothing_until_updated():
     """Toxiproxy 2.12, measured: rate 0 is a stopped link, not an unlimited one."""
     world = world_with_echo()
