@@ -484,15 +484,17 @@ def test_slicer_halves_each_chunk(both: tuple[Server, Server], echo: Echo) -> No
     _both(both, behaviour)
 
 
-def test_stream_case_is_kept_and_still_acts(both: tuple[Server, Server], echo: Echo) -> None:
-    def behaviour(server: Server) -> bool:
-        with _proxied(server, echo, {"type": "latency", "stream": "UPSTREAM", "attributes": {"latency": 300}}) as sock:
-            start = time.monotonic()
-            sock.sendall(b"ping")
-            assert sock.recv(100) == b"ping"
-            return time.monotonic() - start >= 0.3  # a lower bound: load only adds to it
+def _delays(server: Server, echo: Echo, stream: str, ms: int) -> bool:
+    """Whether a round trip through a latency toxic on ``stream`` takes at least ``ms``."""
+    with _proxied(server, echo, {"type": "latency", "stream": stream, "attributes": {"latency": ms}}) as sock:
+        start = time.monotonic()
+        sock.sendall(b"ping")
+        assert sock.recv(100) == b"ping"
+        return time.monotonic() - start >= ms / 1000  # a lower bound: load only adds to it
 
-    _both(both, behaviour)
+
+def test_stream_case_is_kept_and_still_acts(both: tuple[Server, Server], echo: Echo) -> None:
+    _both(both, lambda server: _delays(server, echo, "UPSTREAM", 300))
 
 
 def test_limit_data_latency_reset_and_noop(both: tuple[Server, Server], echo: Echo) -> None:
@@ -505,11 +507,7 @@ def test_limit_data_latency_reset_and_noop(both: tuple[Server, Server], echo: Ec
             return got, True
 
     def latency(server: Server) -> bool:
-        with _proxied(server, echo, {"type": "latency", "stream": "upstream", "attributes": {"latency": 200}}) as sock:
-            start = time.monotonic()
-            sock.sendall(b"ping")
-            assert sock.recv(100) == b"ping"
-            return time.monotonic() - start >= 0.2  # a lower bound: load only adds to it
+        return _delays(server, echo, "upstream", 200)
 
     def reset(server: Server) -> str:
         with _proxied(server, echo, {"type": "reset_peer", "stream": "upstream", "attributes": {"timeout": 100}}) as sock:
