@@ -5,7 +5,8 @@ Runs when ``TOXIPROXY_SERVER`` names a toxiproxy-server binary (CI: the shared 2
 (parsed JSON) must agree after normalising only what must differ: bound ports, the details
 Go's JSON decoder writes after ``bad request body:``, the git suffix of the version, and the
 deviations chaos/proxy documents (``Logger``, default listen host, float32 toxicity,
-``/metrics``), which ``test_documented_deviations`` pins against the real server.
+``/metrics``), which ``test_documented_deviations`` pins against the real server. Toxiproxy's
+own CLI (toxiproxy-cli beside the server, or ``TOXIPROXY_CLI``) must see the two alike too.
 """
 
 from __future__ import annotations
@@ -526,3 +527,41 @@ def test_limit_data_latency_reset_and_noop(both: tuple[Server, Server], echo: Ec
 
     for behaviour in (limit, latency, reset, noop):
         _both(both, behaviour)
+
+
+# -- Toxiproxy's own CLI, against either server -----------------------------------------------------
+
+CLI = os.environ.get("TOXIPROXY_CLI") or os.path.join(os.path.dirname(SERVER), "toxiproxy-cli")
+_PORT = re.compile(r"127\.0\.0\.1:[1-9]\d*")
+_DETAIL = re.compile(r"bad request body: .*")
+
+
+def test_toxiproxy_cli_sees_the_same_server(both: tuple[Server, Server], echo: Echo) -> None:
+    if not os.access(CLI, os.X_OK):
+        pytest.skip(f"no toxiproxy-cli at {CLI} (set TOXIPROXY_CLI)")
+    steps = [
+        ["list"],
+        ["create", "-l", "127.0.0.1:0", "-u", echo.address, "db"],
+        ["create", "-l", "127.0.0.1:0", "-u", echo.address, "db"],
+        ["list"],
+        ["toxic", "add", "-t", "latency", "-a", "latency=100", "db"],
+        ["toxic", "add", "-t", "bandwidth", "-a", "rate=1.5", "db"],
+        ["toxic", "add", "-t", "slicer", "-u", "-a", "average_size=10", "-tox", "0.5", "db"],
+        ["inspect", "db"],
+        ["toxic", "update", "-n", "latency_downstream", "-a", "jitter=5", "db"],
+        ["toxic", "delete", "-n", "latency_downstream", "db"],
+        ["toggle", "db"],
+        ["inspect", "db"],
+        ["delete", "db"],
+        ["delete", "db"],
+        ["inspect", "nope"],
+    ]
+    for step in steps:
+        seen = []
+        for server in both:
+            done = subprocess.run(
+                [CLI, "-h", f"http://127.0.0.1:{server.port}", *step], capture_output=True, text=True, timeout=TIMEOUT
+            )
+            text = _DETAIL.sub("bad request body: <detail>", _PORT.sub("<port>", done.stdout + done.stderr))
+            seen.append((done.returncode, text))
+        assert seen[1] == seen[0], f"toxiproxy-cli {' '.join(step)}:\n  toxiproxy {seen[0]}\n  squall    {seen[1]}"
