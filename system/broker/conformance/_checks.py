@@ -497,7 +497,7 @@ async def _zero_retained(ctx: Ctx) -> None:
     await pub.publish(ctx.topic("r"), b"r", qos=1, retain=True)
     await pub.publish(ctx.topic("r"), b"", qos=1, retain=True, pid=2)
     await pub.publish(ctx.topic("r"), b"marker", qos=1, pid=3)
-    got = [p.payload for p in await s.messages_until(b"marker")]
+    got = [p.payload for p in ctx.own(await s.messages_until(b"marker"))]
     _expect(got == [b"r", b"", b"marker"], f"subscriber got {got}")
 
 
@@ -510,7 +510,7 @@ async def _zero_not_stored(ctx: Ctx) -> None:
     s = await ctx.client("s")
     await s.subscribe([(ctx.topic("r/#"), 1)])
     await _marker(ctx, ctx.topic("r/m"))
-    got = [p.payload for p in await s.messages_until(b"marker")]
+    got = [p.payload for p in ctx.own(await s.messages_until(b"marker"))]
     _expect(got == [b"marker"], f"new subscriber got {got}")
 
 
@@ -795,3 +795,62 @@ async def _oversize(ctx: Ctx) -> None:
     await ctx.alive()
 
 
+
+
+@statement("MQTT-4.7.1-1", "will_topic_with_wildcard_closes", "a CONNECT whose will topic has a wildcard is malformed: close")
+async def _will_wildcard(ctx: Ctx) -> None:
+    for topic in (ctx.topic("+"), ctx.topic("#")):
+        will = utf8(topic) + utf8("x")
+        await _closes(ctx, _connect_with_flags(ctx, 0x04, will), f"CONNECT with will topic {topic!r}", connect_first=False)
+
+
+@statement("MQTT-3.1.3-1", "connect_trailing_bytes_closes", "bytes after a CONNECT's last payload field are malformed: close")
+async def _connect_trailing(ctx: Ctx) -> None:
+    await _closes(ctx, _connect_with_flags(ctx, 0x00, b"\x00"), "CONNECT with a byte after the client id", connect_first=False)
+    will = utf8(ctx.topic("will")) + utf8("x") + b"junk"
+    await _closes(ctx, _connect_with_flags(ctx, 0x04, will), "CONNECT with bytes after the will message", connect_first=False)
+
+
+@statement("MQTT-3.1.2-9", "will_flag_without_will_fields_closes", "Will Flag 1 without a will topic and message in the payload: close")
+async def _will_missing(ctx: Ctx) -> None:
+    await _closes(ctx, _connect_with_flags(ctx, 0x04), "CONNECT with Will Flag but no will fields", connect_first=False)
+
+
+@statement("MQTT-3.1.2-19", "user_name_flag_without_user_name_closes", "User Name Flag 1 without a user name in the payload: close")
+async def _user_missing(ctx: Ctx) -> None:
+    await _closes(ctx, _connect_with_flags(ctx, 0x80), "CONNECT with User Name Flag but no user name", connect_first=False)
+
+
+@statement("MQTT-3.3.1-2", "qos0_publish_with_dup_closes", "DUP must be 0 on a QoS 0 PUBLISH: close")
+async def _qos0_dup(ctx: Ctx) -> None:
+    await _closes(ctx, publish_bytes(ctx.topic("t"), b"x", qos=0, dup=True), "QoS 0 PUBLISH with DUP=1")
+
+
+@statement("MQTT-2.2.2-2", "invalid_header_flags_closes", "fixed-header flags other than the packet type's (PUBREL, UNSUBSCRIBE, CONNECT, PINGREQ) close")
+async def _header_flags(ctx: Ctx) -> None:
+    await _closes(ctx, packet(PUBREL, 0x00, b"\x00\x01"), "PUBREL with flags 0000")
+    await _closes(ctx, packet(10, 0x00, b"\x00\x01" + utf8(ctx.topic("t"))), "UNSUBSCRIBE with flags 0000")
+    raw = connect_bytes(ctx.cid("bad"))
+    await _closes(ctx, bytes([raw[0] | 0x01]) + raw[1:], "CONNECT with flags 0001", connect_first=False)
+    await _closes(ctx, bytes([0xC1, 0x00]), "PINGREQ with flags 0001")
+
+
+@statement("MQTT-4.8.0-1", "pingreq_with_body_closes", "PINGREQ has no body: one with remaining length 1 is malformed: close")
+async def _ping_body(ctx: Ctx) -> None:
+    await _closes(ctx, bytes([0xC0, 0x01, 0x00]), "PINGREQ with a 1-byte body")
+
+
+@statement("MQTT-3.8.3-4", "subscribe_reserved_qos_bits_closes", "SUBSCRIBE requested QoS 3 or with reserved bits set: close")
+async def _sub_qos_bits(ctx: Ctx) -> None:
+    await _closes(ctx, subscribe_bytes(1, [(ctx.topic("t"), 3)]), "SUBSCRIBE requesting QoS 3")
+    await _closes(ctx, subscribe_bytes(1, [(ctx.topic("t"), 0x04)]), "SUBSCRIBE with reserved bits in the requested QoS")
+
+
+@statement("MQTT-1.5.3-2", "null_character_closes", "U+0000 in a topic name closes the connection")
+async def _null_char(ctx: Ctx) -> None:
+    await _closes(ctx, publish_bytes(ctx.topic("a\x00b"), b"x"), "a topic with U+0000")
+
+
+@statement("MQTT-4.7.3-1", "empty_topic_name_closes", "a PUBLISH with a zero-length topic name closes the connection")
+async def _empty_topic(ctx: Ctx) -> None:
+    await _closes(ctx, publish_bytes("", b"x"), "PUBLISH with an empty topic name")

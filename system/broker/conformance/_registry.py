@@ -7,7 +7,7 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from system.broker.conformance._wire import Closed, RawClient
+from system.broker.conformance._wire import Closed, Packet, RawClient
 
 
 @dataclass(frozen=True)
@@ -98,6 +98,11 @@ class Ctx:
 
     def topic(self, name: str) -> str:
         return f"squall/conf/{self.nonce}/{name}"
+
+    def own(self, packets: list[Packet]) -> list[Packet]:
+        """The PUBLISHes on this check's topics: on a broker shared across checks, what stock
+        amqtt pushes from other checks' retained topics on CONNECT is MQTT-3.3.1-6's failure."""
+        return [p for p in packets if p.topic.startswith(self.topic(""))]
 
     async def open(self) -> RawClient:
         c = await RawClient.open(self.target.host, self.target.port)
