@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-from system.broker.conformance._registry import Ctx, Fail, Skip, area, statement
+from system.broker.conformance._registry import Check, Ctx, Fail, Skip, area, statement
 from system.broker.conformance._wire import (
     PUBACK,
     PUBCOMP,
@@ -740,21 +740,26 @@ def _connect_with_flags(ctx: Ctx, flags: int, extra: bytes = b"") -> bytes:
     return packet(1, 0, body)
 
 
+async def _connect_closes(ctx: Ctx, flags: int, what: str, extra: bytes = b"") -> None:
+    """A first packet CONNECT with these connect flags and payload fields must close the connection."""
+    await _closes(ctx, _connect_with_flags(ctx, flags, extra), what, connect_first=False)
+
+
 @statement("MQTT-3.1.2-3", "connect_reserved_flag_closes", "CONNECT with the reserved flag set: disconnect")
 async def _connect_reserved(ctx: Ctx) -> None:
-    await _closes(ctx, _connect_with_flags(ctx, 0x01), "CONNECT reserved flag 1", connect_first=False)
+    await _connect_closes(ctx, 0x01, "CONNECT reserved flag 1")
 
 
 @statement("MQTT-3.1.2-13", "will_qos_without_will_flag_closes", "Will Flag 0 with Will QoS or Will Retain set is malformed: close")
 async def _will_qos_no_flag(ctx: Ctx) -> None:
-    await _closes(ctx, _connect_with_flags(ctx, 0x08), "CONNECT with Will QoS 1 but no Will Flag", connect_first=False)
-    await _closes(ctx, _connect_with_flags(ctx, 0x20), "CONNECT with Will Retain but no Will Flag", connect_first=False)
+    await _connect_closes(ctx, 0x08, "CONNECT with Will QoS 1 but no Will Flag")
+    await _connect_closes(ctx, 0x20, "CONNECT with Will Retain but no Will Flag")
 
 
 @statement("MQTT-3.1.2-14", "will_qos_3_closes", "Will QoS 3 is malformed: close")
 async def _will_qos3(ctx: Ctx) -> None:
     will = utf8(ctx.topic("will")) + utf8("x")
-    await _closes(ctx, _connect_with_flags(ctx, 0x04 | 0x18, will), "CONNECT with Will QoS 3", connect_first=False)
+    await _connect_closes(ctx, 0x04 | 0x18, "CONNECT with Will QoS 3", will)
 
 
 @statement("MQTT-3.1.2-22", "password_without_username_closes", "Password Flag without User Name Flag is malformed: close")
@@ -801,24 +806,29 @@ async def _oversize(ctx: Ctx) -> None:
 async def _will_wildcard(ctx: Ctx) -> None:
     for topic in (ctx.topic("+"), ctx.topic("#")):
         will = utf8(topic) + utf8("x")
-        await _closes(ctx, _connect_with_flags(ctx, 0x04, will), f"CONNECT with will topic {topic!r}", connect_first=False)
+        await _connect_closes(ctx, 0x04, f"CONNECT with will topic {topic!r}", will)
 
 
 @statement("MQTT-3.1.3-1", "connect_trailing_bytes_closes", "bytes after a CONNECT's last payload field are malformed: close")
 async def _connect_trailing(ctx: Ctx) -> None:
-    await _closes(ctx, _connect_with_flags(ctx, 0x00, b"\x00"), "CONNECT with a byte after the client id", connect_first=False)
+    await _connect_closes(ctx, 0x00, "CONNECT with a byte after the client id", b"\x00")
     will = utf8(ctx.topic("will")) + utf8("x") + b"junk"
-    await _closes(ctx, _connect_with_flags(ctx, 0x04, will), "CONNECT with bytes after the will message", connect_first=False)
+    await _connect_closes(ctx, 0x04, "CONNECT with bytes after the will message", will)
 
 
-@statement("MQTT-3.1.2-9", "will_flag_without_will_fields_closes", "Will Flag 1 without a will topic and message in the payload: close")
-async def _will_missing(ctx: Ctx) -> None:
-    await _closes(ctx, _connect_with_flags(ctx, 0x04), "CONNECT with Will Flag but no will fields", connect_first=False)
+def _missing_field(flags: int, what: str) -> Check:
+    async def check(ctx: Ctx) -> None:
+        await _connect_closes(ctx, flags, f"CONNECT with {what}")
+
+    return check
 
 
-@statement("MQTT-3.1.2-19", "user_name_flag_without_user_name_closes", "User Name Flag 1 without a user name in the payload: close")
-async def _user_missing(ctx: Ctx) -> None:
-    await _closes(ctx, _connect_with_flags(ctx, 0x80), "CONNECT with User Name Flag but no user name", connect_first=False)
+# A flag announces a payload field the CONNECT does not have: malformed, close.
+for _ref, _slug, _flags, _what in (
+    ("MQTT-3.1.2-9", "will_flag_without_will_fields_closes", 0x04, "Will Flag 1 but no will topic and message"),
+    ("MQTT-3.1.2-19", "user_name_flag_without_user_name_closes", 0x80, "User Name Flag 1 but no user name"),
+):
+    statement(_ref, _slug, f"{_what} in the payload: close")(_missing_field(_flags, _what))
 
 
 @statement("MQTT-3.3.1-2", "qos0_publish_with_dup_closes", "DUP must be 0 on a QoS 0 PUBLISH: close")
