@@ -47,21 +47,20 @@ def serve(host: str, port: int, flavor: str, out: TextIO | None = None) -> int:
     async def main() -> None:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
-        signals = (signal.SIGINT, signal.SIGTERM)
-        for sig in signals:
+        for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         broker = EmbeddedBroker(host, port, flavor=flavor)  # type: ignore[arg-type]
         try:
             with _quiet():  # amqtt logs the bind error's traceback; the one-line error says it all
                 await broker.start()
         except Exception as exc:  # noqa: BLE001 - amqtt wraps bind errors in BrokerError
-            raise UsageError(f"cannot listen on {host}:{port}: {_reason(exc)}; pick another with --host/--port (0: any free port)") from None
+            raise UsageError(
+                f"cannot listen on {host}:{port}: {_reason(exc)}; pick another with --host/--port (0: any free port)"
+            ) from None
         print(f"squall broker ({flavor}) listening on {host}:{broker.port}; Ctrl-C stops it", file=out, flush=True)
         try:
             await stop.wait()
-        finally:
-            for sig in signals:
-                loop.remove_signal_handler(sig)
+        finally:  # the handlers stay: a second Ctrl-C while stopping is absorbed, not a traceback
             await broker.stop()
         print("squall broker stopped", file=out, flush=True)
 

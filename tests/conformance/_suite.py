@@ -68,6 +68,7 @@ AMQTT_VIOLATIONS: dict[str, str] = {
     "MQTT_3_1_2_10_no_will_after_disconnect": "publishes the will when DISCONNECT is read before the session loop waits for it",
     "MQTT_4_3_3_2_pubrel_answered_after_reconnect": "ignores a PUBREL for a completed flow: no PUBCOMP",
     "MQTT_4_3_2_2_puback_means_ownership": "drops PUBACKed messages still queued when the publisher disconnects",
+    "MQTT_2_2_1_reserved_packet_type_closes": "reads past a packet of type 0 (answers the PINGREQ behind it), closes only later",
     "MQTT_4_7_1_1_will_topic_with_wildcard_closes": "accepts a will topic with wildcards",
     "MQTT_3_1_3_1_connect_trailing_bytes_closes": "accepts the CONNECT and reads the extra bytes as the next packet",
     "MQTT_3_1_2_9_will_flag_without_will_fields_closes": "waits forever for the will fields",
