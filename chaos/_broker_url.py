@@ -1,0 +1,85 @@
+"""``--broker`` and ``--upstream``, checked before a chaos run starts.
+
+A typo or a broker that is not there must be one line at once, not a run in which nothing was
+delivered (and nothing could be judged). The probe speaks just enough MQTT 3.1.1 to know that
+an MQTT broker answers: one CONNECT, one CONNACK, one DISCONNECT.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+from urllib.parse import unquote, urlsplit
+
+from sim.errors import BadInput, shown
+
+PROBE_SECONDS = 3.0
+_EXAMPLE = "give an MQTT URL like mqtt://127.0.0.1:1883"
+
+
+def broker_address(url: str) -> tuple[str, int]:
+    """(host, port) of an ``mqtt://[user:password@]host[:port]`` URL (port 1883 by default)."""
+    where = f"--broker {shown(url, 80)}"
+    parts = urlsplit(url)
+    if parts.scheme != "mqtt" or not parts.netloc:
+        raise BadInput(f"{where}: {_EXAMPLE}")
+    try:
+        port = parts.port
+    except ValueError:
+        raise BadInput(f"{where}: the port must be a number from 1 to 65535; {_EXAMPLE}") from None
+    if not parts.hostname:
+        raise BadInput(f"{where}: no host; {_EXAMPLE}")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise BadInput(f"{where}: an MQTT URL has no path or query; {_EXAMPLE}")
+    if port == 0:
+        raise BadInput(f"{where}: port 0 is not a broker's port; {_EXAMPLE}")
+    return parts.hostname, port or 1883
+
+
+def upstream_address(text: str) -> str:
+    """``HOST:PORT`` as the proxy dials it."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise BadInput(f"--upstream {shown(text, 80)}: give HOST:PORT, e.g. host.docker.internal:1883")
+    return text
+
+
+def probe_broker(url: str, timeout: float = PROBE_SECONDS) -> None:
+    """Bad input unless an MQTT broker answers a CONNECT at url within timeout seconds."""
+    host, port = broker_address(url)
+    parts = urlsplit(url)
+    where = f"--broker {shown(url, 80)}"
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            sock.sendall(_connect(unquote(parts.username or ""), unquote(parts.password or "")))
+            reply = sock.recv(4)
+            if reply[:1] == b"\x20":
+                sock.sendall(b"\xe0\x00")
+    except TimeoutError:
+        raise BadInput(f"{where}: no answer within {timeout:g} s; start the broker there, or leave out --broker to use the embedded one") from None
+    except OSError as exc:
+        raise BadInput(f"{where}: cannot connect ({exc.strerror or exc}); start the broker there, or leave out --broker to use the embedded one") from None
+    if reply[:1] != b"\x20":
+        raise BadInput(f"{where}: something listens there but does not answer MQTT (no CONNACK to a CONNECT); give an MQTT broker's address")
+
+
+def _connect(user: str, password: str) -> bytes:
+    def text(s: str) -> bytes:
+        data = s.encode()
+        return struct.pack("!H", len(data)) + data
+
+    flags = 0x02 | (0x80 if user else 0) | (0x40 if user and password else 0)
+    body = text("MQTT") + bytes([4, flags]) + struct.pack("!H", 10) + text(f"squall-probe-{os.getpid()}")
+    body += (text(user) if user else b"") + (text(password) if user and password else b"")
+    return b"\x10" + _length(len(body)) + body
+
+
+def _length(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        n, digit = divmod(n, 128)
+        out.append(digit | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
