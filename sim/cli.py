@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"squall: error: {' '.join(exc.format_message().split())}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except BadInput as exc:
-        print(f"squall: error: {exc}", file=sys.stderr)
+        print(f"squall: error: {' '.join(str(exc).splitlines())}", file=sys.stderr)  # one line, whatever it quotes
         sys.exit(2)
     except (KeyboardInterrupt, typer.Abort):
         print("squall: interrupted", file=sys.stderr)

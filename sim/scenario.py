@@ -163,8 +163,14 @@ def _where(loc: tuple[Any, ...]) -> str:
         parts = parts[:2] + rest
     out = ""
     for p in parts:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+        out += f"[{p}]" if isinstance(p, int) else (f".{_key(p)}" if out else _key(p))
     return out
+
+
+def _key(key: Any) -> str:
+    """A key as TOML writes it: bare when it can be, else quoted (and cut), never a line break."""
+    text = str(key)
+    return text if text and all(c.isascii() and (c.isalnum() or c in "_-") for c in text) else shown(repr(text), 40)
 
 
 def _explain(exc: ValidationError, prefix: str = "") -> str:
@@ -196,7 +202,7 @@ def _non_finite(data: Any) -> list[str]:
         if isinstance(value, float) and not math.isfinite(value):
             found.append(f"{where}: give a finite number (got {value})")
         elif isinstance(value, dict):
-            stack.extend((f"{where}.{k}" if where else str(k), v) for k, v in reversed(value.items()))
+            stack.extend((f"{where}.{_key(k)}" if where else _key(k), v) for k, v in reversed(value.items()))
         elif isinstance(value, list):
             stack.extend((f"{where}[{i}]", v) for i, v in reversed(list(enumerate(value))))
     return found
