@@ -18,7 +18,7 @@ try:  # typer 0.29 and later bring their own copy of click
 except ImportError:  # pragma: no cover - older typer uses click itself
     from click import exceptions as _click
 
-from sim.errors import BadInput
+from sim.errors import BadInput, out_dir, out_file
 
 app = typer.Typer(
     name="squall",
@@ -142,6 +142,8 @@ def bench(
     """Benchmark figures, measured side by side in one run."""
     from sim.bench import run_bench
 
+    if json_out is not None:
+        out_file(json_out, "--json", "figures.json")  # before the figures run, not after
     if check or update_baseline or baseline is not None:
         from sim.bench._check import run_check
 
@@ -208,7 +210,7 @@ def system_up(
     from system.fleet._live import UpError, run_up
 
     try:
-        code = run_up(port, FleetConfig(rooms=rooms, sensors_per_room=sensors_per_room), seed=seed, data_dir=data)
+        code = run_up(port, FleetConfig(rooms=rooms, sensors_per_room=sensors_per_room), seed=seed, data_dir=out_dir(data, "--data") if data else None)
     except (UpError, ValidationError) as exc:
         raise BadInput(str(exc).splitlines()[0]) from None
     raise typer.Exit(code)

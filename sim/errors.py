@@ -54,12 +54,15 @@ def out_dir(path: Path, option: str = "--out") -> Path:
     return path
 
 
-def out_file(path: Path, option: str = "--out") -> Path:
+def out_file(path: Path, option: str = "--out", example: str = "shrunk.toml") -> Path:
     """path as a file to write later: its folder is created now, so a bad one fails at once."""
     where = f"{option} {shown(str(path), 120)}"
     _name_lengths(path, where)
     if path.is_dir():
-        raise BadInput(f"{where}: is a directory; give a file path such as {shown(str(path / 'shrunk.toml'), 120)}")
+        raise BadInput(f"{where}: is a directory; give a file path such as {shown(str(path / example), 120)}")
+    for parent in path.parents:
+        if parent.exists() and not parent.is_dir():
+            raise BadInput(f"{where}: {shown(str(parent), 120)} is a file, not a folder; give a path in a folder")
     out_dir(path.parent, option)
     return path
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import sys
-from typing import TextIO
+from typing import Iterator, TextIO
 
 from system.broker.embedded import FLAVORS, EmbeddedBroker
 
@@ -28,6 +29,20 @@ def _check_flavor(flavor: str) -> None:
         raise UsageError(f"--flavor must be one of {', '.join(FLAVORS)} (got {flavor!r})")
 
 
+@contextlib.contextmanager
+def _quiet(*names: str) -> Iterator[None]:
+    """Silence chatty loggers for a while, then put their levels back."""
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
 def serve(host: str, port: int, flavor: str, out: TextIO | None = None) -> int:
     """Run the embedded broker until Ctrl-C; 0 on a clean stop."""
     _check_flavor(flavor)
@@ -35,7 +50,8 @@ def serve(host: str, port: int, flavor: str, out: TextIO | None = None) -> int:
     async def main() -> None:
         broker = EmbeddedBroker(host, port, flavor=flavor)  # type: ignore[arg-type]
         try:
-            await broker.start()
+            with _quiet("amqtt"):  # amqtt logs the bind error's traceback before raising it
+                await broker.start()
         except Exception as exc:  # amqtt wraps bind errors in BrokerError
             raise UsageError(f"cannot listen on {host}:{port} ({exc}); pick another with --host/--port") from None
         print(f"squall broker ({flavor}) listening on {host}:{broker.port}; Ctrl-C stops it", file=out or sys.stdout, flush=True)
@@ -91,15 +107,8 @@ def conformance(against: str | None, flavor: str, only: str | None = None, seed:
             return await run_suite(target, rng, only)
 
     # The broker under test logs every refused packet; the table is the report here.
-    quiet = [logging.getLogger(n) for n in ("amqtt", "transitions", "system.broker")]
-    levels = [lg.level for lg in quiet]
-    for lg in quiet:
-        lg.setLevel(logging.CRITICAL)
-    try:
+    with _quiet("amqtt", "transitions", "system.broker"):
         outcomes = asyncio.run(main())
-    finally:
-        for lg, level in zip(quiet, levels, strict=True):
-            lg.setLevel(level)
     if not outcomes:
         raise UsageError(f"--only {only!r} matches no statement; names look like MQTT_3_1_2_4_clean_session_0_...")
     title = f"MQTT 3.1.1 conformance of {against or f'the embedded {flavor} broker'}"

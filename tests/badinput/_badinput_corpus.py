@@ -177,6 +177,18 @@ def closed_port() -> int:
         return s.getsockname()[1]
 
 
+_HELD: list[socket.socket] = []
+
+
+def busy_port() -> int:
+    """A loopback port something listens on for as long as this process lives."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen()
+    _HELD.append(s)
+    return s.getsockname()[1]
+
+
 LONG = "x" * 300
 HUGE_SEEDS = "1-1000000000000"
 
@@ -223,7 +235,11 @@ CLI = [
     _cli("nightly-duration-inf", ("chaos", "nightly", "--duration", "inf", "--out", "{tmp}/n"), "--duration"),
     _cli("nightly-out-a-file", ("chaos", "nightly", "--out", "{tmp}/afile", "--scenarios", "smoke"), "--out", A_FILE),
     _cli("nightly-unknown-scenario", ("chaos", "nightly", "--scenarios", "nope", "--out", "{tmp}/n"), "--scenarios"),
-    _cli("bench-json-under-a-file", ("bench", "--quick", "--only", "nope", "--json", "{tmp}/afile/b.json"), "--only", A_FILE),
+    _cli("bench-json-under-a-file", ("bench", "--quick", "--only", "devices_10", "--json", "{tmp}/afile/b.json"), "is a file, not a folder", A_FILE),
+    _cli("bench-json-a-dir", ("bench", "--quick", "--only", "devices_10", "--json", "{tmp}"), "--json"),
+    _cli("broker-port-in-use", ("broker", "--port", "{busy}"), "cannot listen on 127.0.0.1:"),
+    _cli("broker-host-unknown", ("broker", "--host", "no-such-host.invalid", "--port", "0"), "no-such-host.invalid"),
+    _cli("system-up-data-a-file", ("system", "up", "--port", "0", "--data", "{tmp}/afile"), "--data", A_FILE),
     _cli("broker-port-out-of-range", ("broker", "--port", "70000"), "--port"),
     _cli("broker-against-alone", ("broker", "--against", "127.0.0.1:1"), "--against"),
     _cli("proxy-config-missing", ("proxy", "--port", "0", "--config", "{tmp}/nope.json"), "nope.json"),
@@ -246,6 +262,8 @@ def prepare(case: Case, tmp: Path, run: Path | None) -> list[str]:
         assert run is not None
         case.damage(run)
     fill = {"{tmp}": str(tmp), "{file}": str(tmp / "scenario.toml"), "{run}": str(run), "{closed}": str(closed_port())}
+    if any("{busy}" in arg for arg in case.argv):
+        fill["{busy}"] = str(busy_port())
     argv = []
     for arg in case.argv:
         for key, value in fill.items():
