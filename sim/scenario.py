@@ -30,11 +30,11 @@ import math
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Iterable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from sim.checks import CheckConfig
+from sim.checks import CHECKS, CheckConfig
 from sim.errors import BadInput, shown
 from sim.faults.schedule import FAULT_KINDS, MAX_SECONDS, Schedule, SwarmMix, TimedFault, swarm_schedule
 
@@ -101,6 +101,9 @@ class Scenario(BaseModel):
         for i, f in enumerate(self.faults):
             if f.at >= self.duration:
                 raise ValueError(f"faults[{i}] starts at {f.at:g}s, after the run ends ({self.duration:g}s)")
+        unknown = [name for name in self.checks.skip if name not in CHECKS]
+        if unknown:
+            raise ValueError(f"checks.skip: unknown check {shown(repr(unknown[0]), 40)}; choose from {', '.join(CHECKS)}")
         if 0 < self.memory_every < 1:
             raise ValueError(f"memory_every: sample at most once a virtual second (got {self.memory_every:g}); set memory_every = 1 or more, or 0 for none")
         return self
@@ -118,6 +121,42 @@ class Scenario(BaseModel):
             )
         if self.swarm is not None and self.swarm.per_minute * self.duration / 60 > MAX_SWARM_FAULTS:
             raise BadInput(f"swarm.per_minute: {self.swarm.per_minute:g} faults a minute for {self.duration:g} s is more than {MAX_SWARM_FAULTS:,} faults; lower per_minute or duration")
+
+    def check_hosts(self) -> None:
+        """Every host a fault names is one this run has: a typo would make the fault do nothing."""
+        from sim._links import parse_target
+        from sim._plan import host_names
+
+        known = host_names(self)
+        problems: list[str] = []
+
+        def check(where: str, hosts: Iterable[str]) -> None:
+            problems.extend(f"{where}: no host {shown(repr(h), 40)} in this run" for h in hosts if h not in known)
+
+        def target(where: str, text: str) -> None:
+            try:
+                parts = parse_target(text)
+            except BadInput as exc:
+                problems.append(f"{where}: {exc}")
+                return
+            check(where, parts[1:3] if parts[0] == "link" else parts[1:2])
+
+        for i, timed in enumerate(self.faults):
+            f = timed.fault
+            if f.kind in ("toxic", "down"):
+                target(f"faults[{i}].target", f.target)  # type: ignore[union-attr]
+            elif f.kind == "partition":
+                check(f"faults[{i}].a", f.a)  # type: ignore[union-attr]
+                check(f"faults[{i}].b", f.b)  # type: ignore[union-attr]
+            else:
+                check(f"faults[{i}].host", [f.host])  # type: ignore[union-attr]
+        if self.swarm is not None:
+            for field in ("crash_hosts", "partition_hosts", "skew_hosts"):
+                check(f"swarm.{field}", getattr(self.swarm, field))
+            for j, text in enumerate(self.swarm.targets):
+                target(f"swarm.targets[{j}]", text)
+        if problems:
+            raise BadInput(f"{'; '.join(problems)}; this run's hosts: {shown(', '.join(sorted(known)), 200)}")
 
     def with_duration(self, duration: float) -> "Scenario":
         """This scenario run for another duration (`--duration`), still within the bounds."""
@@ -228,6 +267,7 @@ def parse_scenario(text: str, origin: str) -> Scenario:
     try:
         scenario.fleet_config()
         scenario.check_size()
+        scenario.check_hosts()
     except ValidationError as exc:
         raise BadInput(f"scenario {origin}: {_explain(exc, 'fleet.')}") from None
     except BadInput as exc:
