@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
 def run_one(scenario_ref: str, seed: int | None, out: Path | None, duration: float | None, broker_url: str | None, upstream: str | None) -> int:
     from rich.console import Console
 
+    from chaos._preflight import preflight
     from chaos.runner import run_chaos
-    from chaos._broker_url import probe_broker, upstream_address
     from sim.errors import out_dir
     from sim.run_cli import _print_report
     from sim.scenario import load_scenario
@@ -17,10 +18,7 @@ def run_one(scenario_ref: str, seed: int | None, out: Path | None, duration: flo
     scenario = load_scenario(scenario_ref)
     seed = scenario.seed if seed is None else seed
     name = Path(scenario_ref).stem if scenario_ref.endswith(".toml") else scenario_ref
-    if upstream is not None:
-        upstream_address(upstream)
-    if broker_url is not None:
-        probe_broker(broker_url)  # before the output folder and the proxy: a wrong URL fails at once
+    preflight(broker_url, upstream, os.environ.get("TOXIPROXY_URL"))  # before the output folder and the proxy: a wrong URL fails at once
     out = out_dir(out or Path("squall-runs") / f"chaos-{name}-seed{seed}")
     wall = duration or scenario.chaos.duration
     with Console().status(f"chaos run of {scenario.name} for {wall:g} wall seconds (seed {seed}) ..."):

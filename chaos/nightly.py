@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 
 def nightly(out: Path | None, duration: float, seeds: str, sweep_scenario: str, broker_url: str | None, upstream: str | None, jobs: int | None, only: str | None = None) -> int:
-    from chaos._broker_url import probe_broker, upstream_address
+    from chaos._preflight import preflight
     from chaos.runner import run_chaos
     from sim.errors import out_dir, pick
     from sim.scenario import load_scenario, shipped
@@ -29,10 +29,7 @@ def nightly(out: Path | None, duration: float, seeds: str, sweep_scenario: str, 
     seed_list = parse_seeds(seeds)
     load_scenario(sweep_scenario)
     names = pick("--scenarios", only, shipped())
-    if upstream is not None:
-        upstream_address(upstream)
-    if broker_url is not None:
-        probe_broker(broker_url)
+    preflight(broker_url, upstream, os.environ.get("TOXIPROXY_URL"))
     out = out_dir(out or Path("squall-runs") / f"nightly-{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}")
     console = Console()
     rows: list[dict[str, Any]] = []

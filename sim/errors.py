@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
@@ -30,13 +29,6 @@ def shown(value: object, limit: int = 60) -> str:
     """``repr(value)`` cut to ``limit`` characters: an error line never echoes a whole input."""
     text = value if isinstance(value, str) else repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def finite(option: str, value: float | None) -> float | None:
-    """value, unless it is inf or nan (click's ranges let nan through: every comparison is false)."""
-    if value is not None and not math.isfinite(value):
-        raise BadInput(f"{option} {value}: give a finite number of seconds")
-    return value
 
 
 def out_dir(path: Path, option: str = "--out") -> Path:

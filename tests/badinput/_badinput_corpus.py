@@ -30,6 +30,7 @@ class Case:
     scenario: bytes | None = None  # written to {file}
     damage: Callable[[Path], None] | None = None  # applied to {run}
     files: dict[str, bytes] = field(default_factory=dict)  # written under {tmp}
+    env: dict[str, str] = field(default_factory=dict)  # environment variables set for the case ({closed} filled in)
 
     @property
     def needs_run(self) -> bool:
@@ -199,8 +200,8 @@ LONG = "x" * 300
 HUGE_SEEDS = "1-1000000000000"
 
 
-def _cli(id: str, argv: tuple[str, ...], expect: str, files: dict[str, bytes] | None = None) -> Case:
-    return Case(id, "cli", argv, expect, files=files or {})
+def _cli(id: str, argv: tuple[str, ...], expect: str, files: dict[str, bytes] | None = None, env: dict[str, str] | None = None) -> Case:
+    return Case(id, "cli", argv, expect, files=files or {}, env=env or {})
 
 
 A_FILE = {"afile": b"not a directory\n"}
@@ -235,6 +236,8 @@ CLI = [
     _cli("chaos-upstream-malformed", ("chaos", "run", "smoke", "--upstream", "nowhere", "--out", "{tmp}/c"), "--upstream"),
     _cli("chaos-duration-inf", ("chaos", "run", "smoke", "--duration", "inf", "--out", "{tmp}/c"), "--duration"),
     _cli("chaos-out-a-file", ("chaos", "run", "smoke", "--duration", "1", "--out", "{tmp}/afile"), "--out", A_FILE),
+    _cli("chaos-toxiproxy-closed", ("chaos", "run", "smoke", "--duration", "2", "--out", "{tmp}/c"), "TOXIPROXY_URL=http://127.0.0.1:", env={"TOXIPROXY_URL": "http://127.0.0.1:{closed}"}),
+    _cli("chaos-toxiproxy-malformed", ("chaos", "run", "smoke", "--duration", "2", "--out", "{tmp}/c"), "TOXIPROXY_URL=garbage", env={"TOXIPROXY_URL": "garbage"}),
     _cli("nightly-broker-bare-port", ("chaos", "nightly", "--broker", "1883", "--out", "{tmp}/n"), "--broker"),
     _cli("nightly-broker-closed", ("chaos", "nightly", "--broker", "mqtt://127.0.0.1:{closed}", "--out", "{tmp}/n"), "mqtt://127.0.0.1:"),
     _cli("nightly-huge-seeds", ("chaos", "nightly", "--seeds", HUGE_SEEDS, "--out", "{tmp}/n"), "--seeds"),
@@ -257,8 +260,8 @@ CLI = [
 CASES: list[Case] = SCENARIOS + CLI + RUN_DIRS
 
 
-def prepare(case: Case, tmp: Path, run: Path | None) -> list[str]:
-    """Write the case's files (and damage its run directory copy); its argv, filled in."""
+def prepare(case: Case, tmp: Path, run: Path | None) -> tuple[list[str], dict[str, str]]:
+    """Write the case's files (and damage its run directory copy); its argv and env, filled in."""
     tmp.mkdir(parents=True, exist_ok=True)
     for name, data in case.files.items():
         (tmp / name).write_bytes(data)
@@ -270,9 +273,10 @@ def prepare(case: Case, tmp: Path, run: Path | None) -> list[str]:
     fill = {"{tmp}": str(tmp), "{file}": str(tmp / "scenario.toml"), "{run}": str(run), "{closed}": str(closed_port())}
     if any("{busy}" in arg for arg in case.argv):
         fill["{busy}"] = str(busy_port())
-    argv = []
-    for arg in case.argv:
+
+    def filled(text: str) -> str:
         for key, value in fill.items():
-            arg = arg.replace(key, value)
-        argv.append(arg)
-    return argv
+            text = text.replace(key, value)
+        return text
+
+    return [filled(arg) for arg in case.argv], {k: filled(v) for k, v in case.env.items()}

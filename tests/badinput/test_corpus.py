@@ -7,18 +7,19 @@ subprocesses with a timeout, so the contract also holds for what a user's shell 
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
-from sim.cli import main
 from _badinput_corpus import CASES, Case, prepare
 
+from sim.cli import main
+
 # One per kind of trouble: undecodable, too deep, would hang, bad option, closed broker, damaged trace.
-IN_SUBPROCESS = ["non-utf8", "deep-arrays", "duration-huge", "fault-no-kind", "run-out-under-a-file", "demo-seconds-inf", "chaos-broker-closed", "trace-truncated", "report-a-list"]
+IN_SUBPROCESS = ["non-utf8", "deep-arrays", "duration-huge", "fault-no-kind", "run-out-under-a-file", "demo-seconds-inf", "chaos-broker-closed", "chaos-toxiproxy-closed", "trace-truncated", "report-a-list"]
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,7 @@ def base_run(tmp_path_factory) -> Path:
     return out
 
 
-def _setup(case: Case, tmp_path: Path, base_run: Path | None) -> list[str]:
+def _setup(case: Case, tmp_path: Path, base_run: Path | None) -> tuple[list[str], dict[str, str]]:
     run = None
     if case.needs_run:
         assert base_run is not None
@@ -58,8 +59,11 @@ def run_if_needed(request, tmp_path_factory):
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c.category}-{c.id}")
 def test_bad_input_is_one_line_and_exit_2(case, tmp_path, monkeypatch, capsys, run_if_needed):
-    argv = _setup(case, tmp_path, run_if_needed(case))
+    argv, env = _setup(case, tmp_path, run_if_needed(case))
     monkeypatch.chdir(tmp_path)  # default output folders land here, not in the checkout
+    monkeypatch.delenv("TOXIPROXY_URL", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
     with pytest.raises(SystemExit) as done:
         main(argv)
     captured = capsys.readouterr()
@@ -69,8 +73,9 @@ def test_bad_input_is_one_line_and_exit_2(case, tmp_path, monkeypatch, capsys, r
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("case", [c for c in CASES if c.id in IN_SUBPROCESS], ids=lambda c: c.id)
 def test_bad_input_in_a_real_squall_process(case, tmp_path, run_if_needed):
-    argv = _setup(case, tmp_path, run_if_needed(case))
-    done = subprocess.run([sys.executable, "-m", "sim.cli", *argv], capture_output=True, text=True, errors="replace", timeout=120, cwd=tmp_path)
+    argv, env = _setup(case, tmp_path, run_if_needed(case))
+    environ = {k: v for k, v in os.environ.items() if k != "TOXIPROXY_URL"} | env
+    done = subprocess.run([sys.executable, "-m", "sim.cli", *argv], capture_output=True, text=True, errors="replace", timeout=120, cwd=tmp_path, env=environ)
     assert_one_line_error(case, done.returncode, done.stdout, done.stderr)
 
 

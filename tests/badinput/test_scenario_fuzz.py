@@ -11,20 +11,31 @@ from __future__ import annotations
 
 import math
 import tempfile
+import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import pytest
 import tomli_w
-import tomllib
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from sim.checks import CheckConfig
 from sim.errors import BadInput
 from sim.faults.schedule import SwarmMix, TimedFault
-from sim.scenario import MAX_SWARM_FAULTS, BrokerParams, ChaosParams, NetworkParams, Scenario, Workload, load_scenario, parse_scenario, shipped, to_toml
+from sim.scenario import (
+    MAX_SWARM_FAULTS,
+    BrokerParams,
+    ChaosParams,
+    NetworkParams,
+    Scenario,
+    Workload,
+    load_scenario,
+    parse_scenario,
+    shipped,
+    to_toml,
+)
 from system.fleet import FleetConfig
 
 FIELDS = sorted({name for model in (Scenario, NetworkParams, BrokerParams, ChaosParams, Workload, SwarmMix, CheckConfig, FleetConfig, TimedFault) for name in model.model_fields} | {"kind", "host", "type", "target", "a", "b", "offset", "drift", "attributes"})

@@ -1,8 +1,9 @@
-"""``--broker`` and ``--upstream``, checked before a chaos run starts.
+"""What a chaos run is pointed at (``--broker``, ``--upstream``, ``TOXIPROXY_URL``), checked first.
 
 A typo or a broker that is not there must be one line at once, not a run in which nothing was
-delivered (and nothing could be judged). The probe speaks just enough MQTT 3.1.1 to know that
-an MQTT broker answers: one CONNECT, one CONNACK, one DISCONNECT.
+delivered (and nothing could be judged). The broker probe speaks just enough MQTT 3.1.1 to know
+that an MQTT broker answers: one CONNECT, one CONNACK, one DISCONNECT; the Toxiproxy probe asks
+for ``/version``.
 """
 
 from __future__ import annotations
@@ -10,12 +11,24 @@ from __future__ import annotations
 import os
 import socket
 import struct
+import urllib.error
+import urllib.request
 from urllib.parse import unquote, urlsplit
 
 from sim.errors import BadInput, shown
 
 PROBE_SECONDS = 3.0
 _EXAMPLE = "give an MQTT URL like mqtt://127.0.0.1:1883"
+
+
+def preflight(broker_url: str | None, upstream: str | None, toxiproxy_url: str | None) -> None:
+    """Bad input, at once, unless every address a chaos run needs is well formed and answers."""
+    if upstream is not None:
+        upstream_address(upstream)
+    if toxiproxy_url is not None:
+        probe_toxiproxy(toxiproxy_url)
+    if broker_url is not None:
+        probe_broker(broker_url)
 
 
 def broker_address(url: str) -> tuple[str, int]:
@@ -83,3 +96,23 @@ def _length(n: int) -> bytes:
         out.append(digit | (0x80 if n else 0))
         if not n:
             return bytes(out)
+
+
+def probe_toxiproxy(url: str, timeout: float = PROBE_SECONDS) -> None:
+    """Bad input unless a Toxiproxy API answers ``GET /version`` at url."""
+    where = f"TOXIPROXY_URL={shown(url, 80)}"
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == -1:
+        raise BadInput(f"{where}: give the API's URL like http://127.0.0.1:8474, or unset it to use squall's own proxy")
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/version", timeout=timeout):
+            pass
+    except urllib.error.HTTPError:
+        pass  # something answered HTTP: the API calls will say more if it is not Toxiproxy
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise BadInput(f"{where}: cannot reach it ({shown(str(reason), 80)}); start toxiproxy-server there, or unset TOXIPROXY_URL to use squall's own proxy") from None

@@ -10,7 +10,13 @@ import time
 
 import pytest
 
-from chaos._broker_url import broker_address, probe_broker, upstream_address
+from chaos._preflight import (
+    broker_address,
+    probe_broker,
+    probe_toxiproxy,
+    upstream_address,
+)
+from chaos.proxy import ProxyProcess
 from sim.errors import BadInput
 from system.broker import EmbeddedBroker
 
@@ -87,3 +93,17 @@ def test_bad_urls_are_bad_input(url):
 def test_bad_upstreams_are_bad_input(text):
     with pytest.raises(BadInput, match="--upstream"):
         upstream_address(text)
+
+
+def test_squalls_own_proxy_answers_the_toxiproxy_probe():
+    with ProxyProcess() as proxy:
+        probe_toxiproxy(proxy.url)
+
+
+@pytest.mark.parametrize("url, message", [("garbage", "give the API's URL"), ("http://127.0.0.1:99999", "give the API's URL"), ("http://127.0.0.1:{closed}", "cannot reach it")])
+def test_a_toxiproxy_url_that_is_wrong_is_bad_input(url, message):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    with pytest.raises(BadInput, match=f"TOXIPROXY_URL=.*{message}"):
+        probe_toxiproxy(url.replace("{closed}", str(closed)))
