@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import os
 import socket
-import struct
 import urllib.error
 import urllib.request
 from urllib.parse import unquote, urlsplit
 
 from sim.errors import BadInput, shown
+from system.broker.conformance._wire import connect_bytes  # the conformance suite's packet builder
 
 PROBE_SECONDS = 3.0
 _EXAMPLE = "give an MQTT URL like mqtt://127.0.0.1:1883"
@@ -66,7 +66,9 @@ def probe_broker(url: str, timeout: float = PROBE_SECONDS) -> None:
     try:
         with socket.create_connection((host, port), timeout=timeout) as sock:
             sock.settimeout(timeout)
-            sock.sendall(_connect(unquote(parts.username or ""), unquote(parts.password or "")))
+            user = unquote(parts.username) if parts.username else None
+            password = unquote(parts.password) if user and parts.password else None
+            sock.sendall(connect_bytes(f"squall-probe-{os.getpid()}", keepalive=10, username=user, password=password))
             reply = sock.recv(4)
             if reply[:1] == b"\x20":
                 sock.sendall(b"\xe0\x00")
@@ -76,26 +78,6 @@ def probe_broker(url: str, timeout: float = PROBE_SECONDS) -> None:
         raise BadInput(f"{where}: cannot connect ({exc.strerror or exc}); start the broker there, or leave out --broker to use the embedded one") from None
     if reply[:1] != b"\x20":
         raise BadInput(f"{where}: something listens there but does not answer MQTT (no CONNACK to a CONNECT); give an MQTT broker's address")
-
-
-def _connect(user: str, password: str) -> bytes:
-    def text(s: str) -> bytes:
-        data = s.encode()
-        return struct.pack("!H", len(data)) + data
-
-    flags = 0x02 | (0x80 if user else 0) | (0x40 if user and password else 0)
-    body = text("MQTT") + bytes([4, flags]) + struct.pack("!H", 10) + text(f"squall-probe-{os.getpid()}")
-    body += (text(user) if user else b"") + (text(password) if user and password else b"")
-    return b"\x10" + _length(len(body)) + body
-
-
-def _length(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        n, digit = divmod(n, 128)
-        out.append(digit | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
 
 
 def probe_toxiproxy(url: str, timeout: float = PROBE_SECONDS) -> None:
