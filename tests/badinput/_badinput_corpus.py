@@ -253,6 +253,9 @@ CLI = [
     _cli("broker-against-alone", ("broker", "--against", "127.0.0.1:1"), "--against"),
     _cli("proxy-config-missing", ("proxy", "--port", "0", "--config", "{tmp}/nope.json"), "nope.json"),
     _cli("proxy-config-not-json", ("proxy", "--port", "0", "--config", "{tmp}/afile"), "afile", A_FILE),
+    _cli("proxy-config-deep", ("proxy", "--port", "0", "--config", "{tmp}/deep.json"), "nested too deeply", {"deep.json": b"[" * 100_000}),
+    _cli("proxy-config-a-device", ("proxy", "--port", "0", "--config", "/dev/zero"), "not a regular file"),
+    _cli("proxy-config-a-dir", ("proxy", "--port", "0", "--config", "{tmp}"), "not a regular file"),
     _cli("system-up-rooms-zero", ("system", "up", "--rooms", "0"), "--rooms"),
     _cli("unknown-command", ("nosuch",), "nosuch"),
 ]
