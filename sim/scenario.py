@@ -104,6 +104,14 @@ class Scenario(BaseModel):
         unknown = [name for name in self.checks.skip if name not in CHECKS]
         if unknown:
             raise ValueError(f"checks.skip: unknown check {shown(repr(unknown[0]), 40)}; choose from {', '.join(CHECKS)}")
+        bad_filter = _filter_problem(self.checks.topics)
+        if bad_filter:
+            raise ValueError(f"checks.topics: {shown(repr(self.checks.topics), 60)} is not an MQTT topic filter ({bad_filter}); e.g. topics = \"fleet/+/+/telemetry/#\"")
+        if self.swarm is not None and self.swarm.kinds and not self.swarm.usable_kinds():
+            raise ValueError(
+                "swarm: none of its kinds can be drawn, so it would add no fault: toxic and down need targets, "
+                "partition two partition_hosts, crash crash_hosts, skew skew_hosts"
+            )
         if 0 < self.memory_every < 1:
             raise ValueError(f"memory_every: sample at most once a virtual second (got {self.memory_every:g}); set memory_every = 1 or more, or 0 for none")
         return self
@@ -150,6 +158,7 @@ class Scenario(BaseModel):
                 check(f"faults[{i}].b", f.b)  # type: ignore[union-attr]
             else:
                 check(f"faults[{i}].host", [f.host])  # type: ignore[union-attr]
+        check("checks.receivers", self.checks.receivers)
         if self.swarm is not None:
             for field in ("crash_hosts", "partition_hosts", "skew_hosts"):
                 check(f"swarm.{field}", getattr(self.swarm, field))
@@ -181,6 +190,19 @@ class Scenario(BaseModel):
         from system.fleet import FleetConfig
 
         return FleetConfig(**self.fleet)
+
+
+def _filter_problem(topics: str) -> str | None:
+    """What makes ``topics`` an invalid MQTT 3.1.1 topic filter, if anything (4.7.1)."""
+    if not topics:
+        return "it is empty"
+    levels = topics.split("/")
+    for i, level in enumerate(levels):
+        if "#" in level and (level != "#" or i != len(levels) - 1):
+            return "'#' must be a whole level and the last one"
+        if "+" in level and level != "+":
+            return "'+' must be a whole level"
+    return None
 
 
 def shipped() -> list[str]:
