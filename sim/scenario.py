@@ -21,6 +21,10 @@
     [checks]                 # thresholds (sim.checks.CheckConfig)
     max_qos1_lost = 0
 
+    [[services]]             # your own services (sim.services.ServiceSet); without [fleet]
+    name = "counter"         # a scenario with services runs only them (and the broker)
+    entry = "myapp.counter:main"
+
 Shipped scenarios live in `sim/scenarios/` and are named without the extension.
 """
 
@@ -36,6 +40,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from sim.checks import CheckConfig
 from sim.errors import BadInput
 from sim.faults.schedule import Schedule, SwarmMix, TimedFault, swarm_schedule
+from sim.services import ServiceSet, check_sets
+
+# Hosts squall itself runs; user services may not take these names.
+RESERVED_HOSTS = {"broker", "monitor", "watcher", "main"}
 
 
 class NetworkParams(BaseModel):
@@ -80,7 +88,9 @@ class Scenario(BaseModel):
     duration: float = Field(gt=0, description="virtual seconds")
     seed: int = 1
     broker: BrokerParams = Field(default_factory=BrokerParams)
-    fleet: dict[str, Any] = Field(default_factory=dict)
+    fleet: dict[str, Any] | None = Field(None, description="the reference fleet; runs when given, or when there are no [[services]]")
+    services: list[ServiceSet] = Field(default_factory=list)
+    pythonpath: list[str] = Field(default_factory=list, description="folders searched for service and check entries (default: the scenario file's folder)")
     network: NetworkParams = Field(default_factory=NetworkParams)
     workload: Workload = Field(default_factory=Workload)
     faults: list[TimedFault] = Field(default_factory=list)
@@ -97,6 +107,28 @@ class Scenario(BaseModel):
                 raise ValueError(f"faults[{i}] starts at {f.at:g}s, after the run ends ({self.duration:g}s)")
         return self
 
+    @model_validator(mode="after")
+    def _services_named(self) -> "Scenario":
+        check_sets(self.services, RESERVED_HOSTS)
+        return self
+
+    @property
+    def runs_fleet(self) -> bool:
+        """The reference fleet runs when the scenario asks for it, or when it has nothing else."""
+        return self.fleet is not None or not self.services
+
+    @property
+    def judges_wire(self) -> bool:
+        """Record the broker's wire and judge it: asked for, or a scenario with user services."""
+        return self.checks.wire if self.checks.wire is not None else bool(self.services)
+
+    def check_facts(self) -> dict[str, Any]:
+        """What the checks need to know about this scenario (``RunFacts.extras``)."""
+        return {"fleet": self.runs_fleet, "wire": self.judges_wire, "durable": self.broker.durable and self.broker.flavor == "squall"}
+
+    def service_hosts(self) -> list[str]:
+        return [h for s in self.services for h in s.hosts()]
+
     def schedule(self, seed: int) -> Schedule:
         """The faults of a run with this seed: the explicit ones plus the swarm's draw."""
         faults = list(self.faults)
@@ -111,7 +143,7 @@ class Scenario(BaseModel):
     def fleet_config(self) -> Any:
         from system.fleet import FleetConfig
 
-        return FleetConfig(**self.fleet)
+        return FleetConfig(**(self.fleet or {}))
 
 
 def shipped() -> list[str]:
@@ -154,12 +186,30 @@ def load_scenario(ref: str | Path) -> Scenario:
     if path.suffix == ".toml" or path.exists():
         if not path.is_file():
             raise BadInput(f"scenario file {ref} not found; shipped scenarios: {', '.join(shipped())}")
-        return parse_scenario(path.read_text(), str(path))
+        scenario = parse_scenario(path.read_text(), str(path))
+        return with_pythonpath(scenario, path.resolve().parent)
     name = str(ref)
     if name not in shipped():
         raise BadInput(f"unknown scenario {name!r}: give a .toml path or one of {', '.join(shipped())}")
     text = (resources.files("sim") / "scenarios" / f"{name}.toml").read_text()
     return parse_scenario(text, f"{name}.toml")
+
+
+def with_pythonpath(scenario: Scenario, folder: Path) -> Scenario:
+    """Its pythonpath made absolute (relative to the scenario's folder, which is the default),
+    and its entries checked: an entry that cannot be imported is bad input, said now."""
+    if not scenario.services and not scenario.checks.custom:
+        return scenario
+    paths = [str((folder / p).resolve()) for p in (scenario.pythonpath or ["."])]
+    scenario = scenario.model_copy(update={"pythonpath": paths})
+    from sim.services import resolve, resolve_service
+
+    for s in scenario.services:
+        if s.entry is not None:
+            resolve_service(s, paths, "chaos")
+    for c in scenario.checks.custom:
+        resolve(c.entry, f"checks.custom {c.entry!r}", paths)
+    return scenario
 
 
 def to_toml(scenario: Scenario) -> str:
