@@ -110,6 +110,13 @@ class Scenario(BaseModel):
     @model_validator(mode="after")
     def _services_named(self) -> "Scenario":
         check_sets(self.services, RESERVED_HOSTS)
+        if not self.runs_fleet:  # only then are all hosts known here (the fleet names its own)
+            from sim.services import named_hosts
+
+            known = {"broker", *self.service_hosts(), *(["watcher"] if self.workload.churn_subscriber else [])}
+            for where, host in named_hosts(self.faults, self.swarm):
+                if host not in known:
+                    raise ValueError(f"{where} names host {host!r}, which this scenario does not run; hosts: {', '.join(sorted(known))}")
         return self
 
     @property
@@ -158,7 +165,8 @@ def _explain(exc: ValidationError) -> str:
     got = err.get("input")
     shown = "" if isinstance(got, dict) or got is None else f" (got {got!r})"
     more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{where}: {err['msg']}{shown}{more}"
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"{msg}{more}" if where == "file" and err["type"] == "value_error" else f"{where}: {msg}{shown}{more}"
 
 
 def parse_scenario(text: str, origin: str) -> Scenario:

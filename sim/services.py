@@ -12,7 +12,9 @@ cancels it and a restart calls it again with the same ``disk`` folder. In chaos 
 the real loop, or, when ``command`` is given, as a real process (placeholders ``{broker_url}``,
 ``{broker_host}``, ``{broker_port}``, ``{name}``, ``{index}``, ``{seed}``, ``{disk}``; the same
 values are in the environment as ``SQUALL_BROKER_URL``, ``SQUALL_BROKER_HOST``,
-``SQUALL_BROKER_PORT``, ``SQUALL_SERVICE``, ``SQUALL_INDEX``, ``SQUALL_SEED``, ``SQUALL_DISK``).
+``SQUALL_BROKER_PORT``, ``SQUALL_NAME``, ``SQUALL_INDEX``, ``SQUALL_SEED``, ``SQUALL_DISK``, plus
+``SQUALL_SERVICE`` and ``SQUALL_REPLICAS``). ``context_from_env()`` rebuilds the context there,
+so one ``async def main(ctx)`` serves both: ``asyncio.run(main(context_from_env()))``.
 
 Entries are imported from ``sys.path`` plus the scenario's ``pythonpath`` (default: the
 folder of the scenario file), so a project folder works without installing it.
@@ -109,6 +111,26 @@ def context_for(s: ServiceSet, index: int, *, broker_url: str, seed: int, disk: 
     )
 
 
+def context_from_env(env: dict[str, str] | None = None, config: dict[str, Any] | None = None) -> ServiceContext:
+    """The context of a service started by ``squall chaos run`` as a process (``command``)."""
+    import os
+
+    e = os.environ if env is None else env
+    try:
+        url = e["SQUALL_BROKER_URL"]
+        name = e["SQUALL_NAME"]
+    except KeyError as exc:
+        raise BadInput(f"{exc.args[0]} is not set: this process is meant to be started by squall chaos run (command = [...])") from None
+    host, port = split_url(url)
+    seed = int(e.get("SQUALL_SEED", "0"))
+    disk = Path(e.get("SQUALL_DISK", "."))
+    return ServiceContext(
+        name=name, service=e.get("SQUALL_SERVICE", name), index=int(e.get("SQUALL_INDEX", "0")), replicas=int(e.get("SQUALL_REPLICAS", "1")),
+        broker_url=url, broker_host=host, broker_port=port, seed=seed, rng=random.Random(f"service:{seed}:{name}"), disk=disk,
+        config=dict(config or {}), mode="chaos",
+    )
+
+
 def add_paths(paths: list[str]) -> None:
     for p in paths:
         if p not in sys.path:
@@ -154,6 +176,30 @@ def resolve_service(s: ServiceSet, paths: list[str], mode: Literal["sim", "chaos
     return fn
 
 
+def named_hosts(faults: list[Any], swarm: Any) -> list[tuple[str, str]]:
+    """Every host a scenario's faults and swarm name, with where: ``[("faults[0]", "counter"), ...]``."""
+    out: list[tuple[str, str]] = []
+
+    def target(where: str, t: str) -> None:
+        for part in t.split("<->") if "<->" in t else [t.rsplit(":", 1)[0]]:
+            out.append((where, part.strip()))
+
+    for i, f in enumerate(faults):
+        fault, where = f.fault, f"faults[{i}]"
+        for attr in ("a", "b"):
+            out += [(where, h) for h in getattr(fault, attr, None) or []]
+        if getattr(fault, "host", None):
+            out.append((where, fault.host))
+        if getattr(fault, "target", None):
+            target(where, fault.target)
+    if swarm is not None:
+        for attr in ("crash_hosts", "partition_hosts", "skew_hosts"):
+            out += [(f"swarm.{attr}", h) for h in getattr(swarm, attr)]
+        for t in swarm.targets:
+            target("swarm.targets", t)
+    return out
+
+
 def check_sets(sets: list[ServiceSet], reserved: set[str]) -> None:
     """Host names unique and not squall's own; dependencies named."""
     seen: dict[str, str] = {}
@@ -170,4 +216,4 @@ def check_sets(sets: list[ServiceSet], reserved: set[str]) -> None:
             seen[h] = s.name
 
 
-__all__ = ["ServiceContext", "ServiceMain", "ServiceSet", "context_for", "resolve", "resolve_service"]
+__all__ = ["ServiceContext", "ServiceMain", "ServiceSet", "context_for", "context_from_env", "resolve", "resolve_service"]

@@ -53,6 +53,7 @@ class Wire:
         self.subscribes: dict[str, list[tuple[float, str]]] = defaultdict(list)  # client -> [(t, filter)]
         self.will_out: list[tuple[float, str, str, str]] = []  # (t, client, topic, hash)
         self.any = False
+        self.connects: list[str] = []
         subs: dict[str, dict[str, int]] = defaultdict(dict)
         had: dict[str, dict[str, int]] = {}  # what a client's last session held when it ended
         clean: dict[str, bool] = {}
@@ -83,6 +84,7 @@ class Wire:
             self.any = True
             kind, c, t = r.get("type"), r.get("client") or "?", r["t"]
             if kind == "connect":
+                self.connects.append(c)
                 epoch[c] += 1
                 connected.add(c)
                 clean[c] = r.get("clean", True)
@@ -294,5 +296,5 @@ def wire_metrics(history: Iterable[Record], cfg: CheckConfig, facts: RunFacts) -
         "lost": sum(1 for m, s in owed if s not in m.delivered),
         "duplicated": sum(len(c) - 1 for m in w.messages for c in m.delivered.values()),
         "latency_ms": {"p50": q(0.5), "p95": q(0.95), "p99": q(0.99)},
-        "reconnects": sum(1 for g in w.gones),
+        "reconnects": len(w.connects) - len(set(w.connects)),
     }
