@@ -125,6 +125,19 @@ def chaos_nightly(
     raise typer.Exit(nightly(out, duration, seeds, sweep_scenario, broker_url, upstream, jobs, scenarios))
 
 
+@app.command("init")
+def init(
+    folder: Path = typer.Argument(Path("."), help="Your project folder (default: here)."),
+    package: str = typer.Option(..., "--package", help="Your services' Python package (an example is written if it does not exist)."),
+) -> None:
+    """Starter files to test your own services: squall.toml, squall_checks.py, tests/test_squall.py."""
+    from sim.starter import write_starter
+
+    for path, written in write_starter(folder, package):
+        print(f"{'wrote' if written else 'kept '} {path}")
+    print(f"next: cd {folder} && squall sim run squall.toml && python -m pytest tests/test_squall.py")
+
+
 @app.command("bench")
 def bench(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the figures as JSON to FILE."),

@@ -54,6 +54,7 @@ class Wire:
         self.will_out: list[tuple[float, str, str, str]] = []  # (t, client, topic, hash)
         self.any = False
         self.connects: list[str] = []
+        self.connect_times: list[tuple[float, str]] = []
         subs: dict[str, dict[str, int]] = defaultdict(dict)
         had: dict[str, dict[str, int]] = {}  # what a client's last session held when it ended
         clean: dict[str, bool] = {}
@@ -85,6 +86,7 @@ class Wire:
             kind, c, t = r.get("type"), r.get("client") or "?", r["t"]
             if kind == "connect":
                 self.connects.append(c)
+                self.connect_times.append((t, c))
                 epoch[c] += 1
                 connected.add(c)
                 clean[c] = r.get("clean", True)
@@ -266,6 +268,24 @@ def check_wills(w: Wire, cfg: CheckConfig, facts: RunFacts) -> CheckResult:
     return CheckResult("wills", True, f"{sent} wills published after ungraceful ends reached their subscribers")
 
 
+def check_comes_back(w: Wire, cfg: CheckConfig, facts: RunFacts) -> CheckResult:
+    """A client whose connection broke (no DISCONNECT) is connected again within
+    ``convergence_s`` of the faults healing: a service that stays away has stopped working."""
+    end = facts.end if facts.end is not None else facts.duration
+    last: dict[str, tuple[float, bool]] = {}  # client -> (t, still away)
+    for g in w.gones:
+        last[g.client] = (g.t, not g.graceful)
+    for t, c in w.connect_times:
+        if c in last and t >= last[c][0]:
+            last[c] = (t, False)
+    away = sorted((t, c) for c, (t, gone) in last.items() if gone and max(t, facts.quiet_after) + cfg.convergence_s <= end)
+    if away:
+        t, c = away[0]
+        names = ", ".join(c for _, c in away)
+        return CheckResult("comes_back", False, f"{c} lost its connection at t={t:.3f}s and never connected again (faults healed by t={facts.quiet_after:g}s, waited {cfg.convergence_s:g}s); away: {names}", {"client": c}, t)
+    return CheckResult("comes_back", True, "every client whose connection broke connected again")
+
+
 WIRE_CHECKS = {
     "wire_delivery": check_delivery,
     "wire_duplicates": check_duplicates,
@@ -273,6 +293,7 @@ WIRE_CHECKS = {
     "wire_latency": check_latency,
     "resubscribe": check_resubscribe,
     "wills": check_wills,
+    "comes_back": check_comes_back,
 }
 
 
