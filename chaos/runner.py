@@ -58,8 +58,9 @@ class _Running:
 
 
 class ChaosRun:
-    def __init__(self, scenario: Scenario, seed: int, *, broker_url: str | None, toxiproxy_url: str | None, upstream: str | None, duration: float | None) -> None:
+    def __init__(self, scenario: Scenario, seed: int, *, broker_url: str | None, toxiproxy_url: str | None, upstream: str | None, duration: float | None, scenario_ref: str | None = None) -> None:
         self.scenario = scenario
+        self.scenario_ref = scenario_ref or scenario.name
         self.seed = seed
         self.duration = duration or scenario.chaos.duration
         self.scale = self.duration / scenario.duration
@@ -166,7 +167,7 @@ class ChaosRun:
             wall_seconds=wall,
             trace_hash=None,
             schedule=schedule,
-            replay=f"squall chaos run {self.scenario.name} --seed {self.seed}",
+            replay=f"squall chaos run {self.scenario_ref} --seed {self.seed}",
             extra={"time_scale": round(self.scale, 6), "skipped_faults": self.skipped, "proxy": self.toxiproxy_url or "squall (own process)", "broker_url": self.external_broker or "embedded"},
         )
         return RunOutcome(report, history, schedule, None, self.scenario)
@@ -299,11 +300,11 @@ def _port_range(text: str | None) -> list[int] | None:
     return list(range(lo, hi + 1))
 
 
-def run_chaos(scenario: Scenario, seed: int | None = None, *, out: Path | None = None, broker_url: str | None = None, toxiproxy_url: str | None = None, upstream: str | None = None, duration: float | None = None) -> RunOutcome:
+def run_chaos(scenario: Scenario, seed: int | None = None, *, out: Path | None = None, broker_url: str | None = None, toxiproxy_url: str | None = None, upstream: str | None = None, duration: float | None = None, scenario_ref: str | None = None) -> RunOutcome:
     seed = scenario.seed if seed is None else seed
     if broker_url is not None and not broker_url.startswith("mqtt://"):
         raise BadInput(f"--broker {broker_url!r}: give an MQTT URL like mqtt://127.0.0.1:1883")
-    runner = ChaosRun(scenario, seed, broker_url=broker_url, toxiproxy_url=toxiproxy_url or os.environ.get("TOXIPROXY_URL"), upstream=upstream, duration=duration)
+    runner = ChaosRun(scenario, seed, broker_url=broker_url, toxiproxy_url=toxiproxy_url or os.environ.get("TOXIPROXY_URL"), upstream=upstream, duration=duration, scenario_ref=scenario_ref)
     from sim.runner import quiet
 
     with quiet("amqtt"):

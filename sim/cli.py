@@ -117,7 +117,7 @@ def chaos_nightly(
     broker_url: Optional[str] = typer.Option(None, "--broker", help="An external broker for the chaos runs."),
     upstream: Optional[str] = typer.Option(None, help="HOST:PORT the proxy uses to reach the broker."),
     jobs: Optional[int] = typer.Option(None, min=1, help="Parallel runs in the sweep (default: the number of cores)."),
-    scenarios: Optional[str] = typer.Option(None, help="Comma-separated scenarios to run in chaos (default: every shipped one)."),
+    scenarios: Optional[str] = typer.Option(None, help="Comma-separated scenarios to run in chaos: shipped names or .toml files (default: every shipped one)."),
 ) -> None:
     """Every shipped scenario in chaos plus a sim sweep, one report directory with an index."""
     from chaos.nightly import nightly

@@ -302,6 +302,28 @@ def run_wire_checks(history: Iterable[Record], cfg: CheckConfig, facts: RunFacts
     return [fn(w, cfg, facts) for name, fn in WIRE_CHECKS.items() if name not in cfg.skip]
 
 
+def as_events(history: Iterable[Record], durable: bool = True) -> list[Record]:
+    """The wire record in the fleet's vocabulary (``publish``/``deliver``/``disconnect``/``reconnect``)
+    so that plots drawn from it show a user's services too. QoS 1/2 messages only."""
+    history = list(history)
+    w = Wire(history, durable=durable)
+    out: list[Record] = []
+    for i, m in enumerate(w.messages):
+        mid = f"wire-{i}"
+        out.append({"t": m.t, "event": "publish", "id": mid, "topic": m.topic, "qos": m.qos, "source": m.publisher})
+        for s, copies in m.delivered.items():
+            out += [{"t": at, "event": "deliver", "id": mid, "topic": m.topic, "client": s} for at, _ in copies]
+    seen: set[str] = set()
+    for r in history:
+        if r.get("event") == "mqtt" and r.get("type") == "gone":
+            out.append({"t": r["t"], "event": "disconnect", "client": r.get("client")})
+        elif r.get("event") == "mqtt" and r.get("type") == "connect":
+            if r.get("client") in seen:
+                out.append({"t": r["t"], "event": "reconnect", "client": r.get("client")})
+            seen.add(r.get("client"))
+    return sorted(out, key=lambda r: r["t"])
+
+
 def wire_metrics(history: Iterable[Record], cfg: CheckConfig, facts: RunFacts) -> dict[str, Any]:
     w = Wire(history, durable=facts.extras.get("durable", True))
     judged = _judged(w, facts, cfg)
