@@ -11,10 +11,18 @@ session's debt ends with its connection; a broker crash without durable state en
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
-from sim.checks._model import CheckConfig, CheckResult, Record, RunFacts, quantile, topic_matches
+from sim.checks._model import (
+    CheckConfig,
+    CheckResult,
+    Record,
+    RunFacts,
+    quantile,
+    topic_matches,
+)
 
 
 @dataclass

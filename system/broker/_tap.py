@@ -19,8 +19,10 @@ client's traffic).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from amqtt.events import BrokerEvents, MQTTEvents
 from amqtt.mqtt.packet import (
@@ -109,10 +111,8 @@ def tap(broker: Any, observer: WireObserver) -> None:
                 observer({"event": "mqtt", "type": "gone", "client": kw.get("client_id"), "graceful": id(session) in graceful})
                 graceful.discard(id(session))
         except Exception as exc:  # noqa: BLE001 - a tap or observer bug must never break the broker
-            try:
+            with contextlib.suppress(Exception):
                 observer({"event": "mqtt", "type": "tap-error", "error": f"{type(exc).__name__}: {exc}"})
-            except Exception:  # noqa: BLE001
-                pass
         await fire(event_name, wait=wait, **kw)
 
     manager.fire_event = fire_event

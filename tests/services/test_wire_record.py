@@ -13,7 +13,15 @@ from typing import Any
 import pytest
 
 from sim.checks import CheckConfig, RunFacts
-from sim.checks._wire import Wire, check_comes_back, check_delivery, check_duplicates, check_order, check_resubscribe, check_wills
+from sim.checks._wire import (
+    Wire,
+    check_comes_back,
+    check_delivery,
+    check_duplicates,
+    check_order,
+    check_resubscribe,
+    check_wills,
+)
 from system.broker import EmbeddedBroker
 from system.broker.conformance._wire import PUBLISH, RawClient, publish_bytes
 
@@ -46,7 +54,7 @@ def test_the_tap_records_every_packet_with_its_fields(flavor: str) -> None:
             await _until(lambda: sum(r["type"] == "gone" for r in records) == 2)
 
     asyncio.run(main())
-    by = lambda **kw: [r for r in records if all(r.get(k) == v for k, v in kw.items())]  # noqa: E731
+    by = lambda **kw: [r for r in records if all(r.get(k) == v for k, v in kw.items())]
     (c,) = by(type="connect", client="sub")
     assert c["clean"] is False and c["keepalive"] == 30 and c["session_present"] is False
     assert c["will_topic"] == "status/sub" and c["will_qos"] == 1 and c["will_retain"] is True
