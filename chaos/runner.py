@@ -82,7 +82,7 @@ class ChaosRun:
         history = self.history = History(clock=loop.time, origin=origin)
         broker: EmbeddedBroker | None = None
         if self.external_broker is None:
-            broker = EmbeddedBroker(host="127.0.0.1", port=0, flavor=self.scenario.broker.flavor, observer=history if self.scenario.judges_wire else None)
+            broker = EmbeddedBroker(host="127.0.0.1", port=0, flavor=self.scenario.broker.flavor, observer=history.wire if self.scenario.judges_wire else None)
             await broker.start()
             broker_addr = f"127.0.0.1:{broker.port}"
         else:

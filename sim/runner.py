@@ -90,7 +90,7 @@ def _run(scenario: Scenario, seed: int, *, out: Path | None, schedule: Schedule 
 
     from system.broker import EmbeddedBroker
 
-    durable = EmbeddedBroker(host="0.0.0.0", port=BROKER_PORT, flavor=flavor, observer=history if scenario.judges_wire else None)
+    durable = EmbeddedBroker(host="0.0.0.0", port=BROKER_PORT, flavor=flavor, observer=history.wire if scenario.judges_wire else None)
 
     async def broker() -> None:
         durable.crashed(durable=scenario.broker.durable)  # a no-op on the first boot
