@@ -6,6 +6,8 @@ every client whose session held a matching subscription at that moment (granted 
 a connected client, or one away with a persistent session. It is delivered when a PUBLISH with
 its topic and payload went out to that client and the client acknowledged it. A clean
 session's debt ends with its connection; a broker crash without durable state ends every debt.
+A persistent session the broker forgets (no session present on a CleanSession=0 reconnect) is
+a ``sessions`` failure, and what it held counts as lost.
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ class Wire:
         self.connect_times: list[tuple[float, str]] = []
         subs: dict[str, dict[str, int]] = defaultdict(dict)
         had: dict[str, dict[str, int]] = {}  # what a client's last session held when it ended
+        persistent: dict[str, bool] = {}  # the broker holds a CleanSession=0 session for the client
+        self.session_faults: list[tuple[float, str, str]] = []
         clean: dict[str, bool] = {}
         connected: set[str] = set()
         will: dict[str, Record] = {}
@@ -83,6 +87,7 @@ class Wire:
                 connected.clear()
                 if not durable:
                     subs.clear()
+                    persistent.clear()
                     for c, msgs in open_debts.items():
                         for m in msgs:
                             m.excused.add(c)
@@ -97,14 +102,22 @@ class Wire:
                 self.connect_times.append((t, c))
                 epoch[c] += 1
                 connected.add(c)
-                clean[c] = r.get("clean", True)
-                if not r.get("session_present"):
+                clean[c] = is_clean = r.get("clean", True)
+                present = bool(r.get("session_present"))
+                if is_clean and present:
+                    self.session_faults.append((t, c, "connected with CleanSession=1 but the broker answered session present [MQTT-3.2.2-1]"))
+                if not present:
                     before = subs.get(c) or had.get(c)
                     if before:
                         self.lost_sessions.append((t, c, dict(before)))
-                    for m in open_debts.pop(c, []):
-                        m.excused.add(c)
+                    if not is_clean and persistent.get(c):
+                        # The broker lost a session it had to keep: what it owed is lost, not excused.
+                        self.session_faults.append((t, c, "reconnected with CleanSession=0 but the broker answered no session present: its subscriptions and queued messages were lost [MQTT-3.1.2-4]"))
+                    else:
+                        for m in open_debts.pop(c, []):
+                            m.excused.add(c)
                     subs[c] = {}
+                persistent[c] = not is_clean
                 will[c] = r if r.get("will_topic") else {}
             elif kind == "gone":
                 w = will.get(c) or None
@@ -115,6 +128,8 @@ class Wire:
                 self.gones.append(Gone(t, c, bool(r.get("graceful")), w, sorted(watchers)))
                 connected.discard(c)
                 had[c] = dict(subs.get(c, {}))
+                if clean.get(c, True):
+                    persistent[c] = False
                 self._end(c, t, subs, clean, open_debts, lose=clean.get(c, True))
             elif kind == "SUBSCRIBE":
                 subscribe_req[(c, r.get("pid"))] = [f for f, _ in r.get("filters", [])]
@@ -269,11 +284,22 @@ def check_wills(w: Wire, cfg: CheckConfig, facts: RunFacts) -> CheckResult:
             continue
         topic, h = g.will["will_topic"], g.will["will_hash"]
         got = {c for at, c, tp, hh in w.will_out if g.t <= at <= g.t + cfg.will_s and tp == topic and hh == h}
-        missing = sorted(set(g.subscribers) - got)
+        also_gone = {x.client for x in w.gones if g.t <= x.t <= g.t + cfg.will_s}  # e.g. the broker's port went down for all
+        missing = sorted(set(g.subscribers) - got - also_gone)
         if missing:
             return CheckResult("wills", False, f"{g.client} went away without DISCONNECT at t={g.t:.3f}s; its will on {topic!r} did not reach {', '.join(missing)} within {cfg.will_s:g}s", None, g.t)
         sent += 1
     return CheckResult("wills", True, f"{sent} wills published after ungraceful ends reached their subscribers")
+
+
+def check_sessions(w: Wire, cfg: CheckConfig, facts: RunFacts) -> CheckResult:
+    """The broker keeps a CleanSession=0 session across disconnects (and, when durable, its own
+    crashes), and says so in CONNACK; a clean session is never resumed."""
+    if w.session_faults:
+        t, c, what = w.session_faults[0]
+        more = f" ({len(w.session_faults) - 1} more)" if len(w.session_faults) > 1 else ""
+        return CheckResult("sessions", False, f"{c} at t={t:.3f}s: {what}{more}", {"client": c}, t)
+    return CheckResult("sessions", True, "every reconnect found its session as CleanSession asked")
 
 
 def check_comes_back(w: Wire, cfg: CheckConfig, facts: RunFacts) -> CheckResult:
@@ -301,6 +327,7 @@ WIRE_CHECKS = {
     "wire_latency": check_latency,
     "resubscribe": check_resubscribe,
     "wills": check_wills,
+    "sessions": check_sessions,
     "comes_back": check_comes_back,
 }
 

@@ -20,6 +20,7 @@ from sim.checks._wire import (
     check_duplicates,
     check_order,
     check_resubscribe,
+    check_sessions,
     check_wills,
 )
 from system.broker import EmbeddedBroker
@@ -120,6 +121,20 @@ def test_a_persistent_subscriber_is_owed_what_was_published_while_it_was_away() 
     # a clean session's debts end with its connection; a DUP re-send is the same message
     clean = [*_sub(0, clean=True), *_pub(5, 1, "r1"), _m(6, "gone", "s", graceful=False), *_pub(7, 1, "r1", dup=True)]
     assert check_delivery(Wire(clean), CFG, FACTS).ok and len(Wire(clean).messages) == 1
+
+
+def test_a_broker_that_forgets_a_persistent_session_fails_sessions_and_delivery() -> None:
+    forgot = [*_sub(0), _m(0, "connect", "p", clean=True, session_present=False), _m(10, "gone", "s", graceful=False), *_pub(20, 1, "r1"),
+              _m(30, "connect", "s", clean=False, session_present=False)]
+    bad = check_sessions(Wire(forgot), CFG, FACTS)
+    assert not bad.ok and "MQTT-3.1.2-4" in bad.detail and bad.at == 30
+    assert not check_delivery(Wire(forgot), CFG, FACTS).ok  # what it held is lost, not excused
+    # after a crash of a broker without durable state, losing it is expected
+    crashed = forgot[:3] + [{"t": 15, "event": "crash", "host": "broker"}] + forgot[3:]
+    assert check_sessions(Wire(crashed, durable=False), CFG, FACTS).ok and check_delivery(Wire(crashed, durable=False), CFG, FACTS).ok
+    assert not check_sessions(Wire(crashed, durable=True), CFG, FACTS).ok
+    resumed_clean = [*_sub(0, clean=True), _m(5, "gone", "s", graceful=True), _m(6, "connect", "s", clean=True, session_present=True)]
+    assert "MQTT-3.2.2-1" in check_sessions(Wire(resumed_clean), CFG, FACTS).detail
 
 
 def test_qos2_duplicates_fail_and_qos1_duplicates_are_counted() -> None:
