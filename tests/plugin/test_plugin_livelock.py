@@ -50,5 +50,7 @@ def test_plugin_tests_get_a_default_wall_clock_limit_from_the_ini(pytester: pyte
     pytester.makepyfile(test_hang=HANG)
     pytester.makeini("[pytest]\nsquall_timeout = 1\n")
     result = pytester.runpytest_subprocess("-p", "no:randomly", "-o", "addopts=")
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*Timeout*"])
+    outcomes = result.parseoutcomes()
+    # Stopped by the limit: in the test, or (on a loaded machine) already in its setup.
+    assert outcomes.get("failed", 0) + outcomes.get("errors", 0) == 1 and not outcomes.get("passed")
+    result.stdout.fnmatch_lines(["*Timeout (>1.0s) from pytest-timeout*"])
