@@ -33,6 +33,9 @@ Installed with squall (entry point ``pytest11: squall``), so nothing to configur
   seed and fails the test, naming each failed check and the replay command, unless every
   check holds (``check=False`` returns the `RunOutcome` instead; ``out=DIR`` keeps the run
   directory). ``run_scenario_file(path, seed)`` is the same without a fixture.
+- Each test using ``squall_world`` gets a wall-clock limit (ini ``squall_timeout``, 120 s by
+  default, 0 for none; through pytest-timeout, so ``--timeout`` or a ``timeout`` marker wins),
+  and its world is released after the test, so a failed (say livelocked) seed holds no memory.
 - Hypothesis strategies for fault schedules are re-exported here (`schedules`, `toxics`, ...);
   inside ``@given`` make a world per example with `world_with_broker(seed)`.
 """
