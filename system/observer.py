@@ -97,6 +97,7 @@ class Connecting(Event):
     attempt: int
     initial: float
     maximum: float
+    retry: bool = True  # False for a client's very first attempt (no backoff before it)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,7 @@
 """Reconnect backoff: the delay before each attempt stays under its cap, and it is jittered.
 
-Reads ``connecting`` (an attempt begins, with the backoff the client was configured with),
+Reads ``connecting`` (an attempt begins, with the backoff the client was configured with, and
+whether it is a retry: a restarted host's new client owes no backoff for its first attempt),
 ``error`` with ``where = "connect"`` and ``disconnect`` (an attempt or a connection ended).
 The delay before attempt n is the time from the end of the previous attempt (or the loss of
 the connection) to the start of attempt n. Promises:
@@ -34,8 +35,8 @@ def reconnect_delays(ix: Index) -> list[tuple[Record, float, float]]:
             ended[client] = r["t"]
             continue
         since = ended.pop(client, None)
-        if since is None:
-            continue  # a first connect: no backoff before it
+        if since is None or not r.get("retry", True):
+            continue  # a client's first connect (a restarted host's new client too): no backoff before it
         n = int(r["attempt"])
         cap = min(float(r["maximum"]), float(r["initial"]) * 2 ** min(max(n - 1, 0), 62))
         out.append((r, r["t"] - since, cap))

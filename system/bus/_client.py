@@ -446,7 +446,8 @@ class BusClient:
                 await asyncio.sleep(self._backoff.delay(attempt))
             if not self._stopping:
                 self._set_state("connecting" if lost_at is None else "reconnecting")
-            self._emit(Connecting, attempt=attempt, initial=self.settings.reconnect_initial, maximum=self.settings.reconnect_max)
+            retry = lost_at is not None or attempt > 1
+            self._emit(Connecting, attempt=attempt, initial=self.settings.reconnect_initial, maximum=self.settings.reconnect_max, retry=retry)
             link = Link(
                 self.settings,
                 will_topic=self.availability_topic,
