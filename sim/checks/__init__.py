@@ -10,12 +10,15 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Iterable
 
+from sim.checks._accounting import check_accounting
 from sim.checks._availability import check_availability
 from sim.checks._commands import check_commands
+from sim.checks._control import check_control
 from sim.checks._delivery import loss, check_duplicates, check_latency, check_order, check_qos0_loss, check_qos1_loss
 from sim.checks._index import Index
 from sim.checks._liveness import check_liveness
 from sim.checks._memory import check_memory
+from sim.checks._overflow import check_overflow
 from sim.checks._model import CheckConfig, CheckResult, Record, RunFacts, quantile, topic_matches
 
 __all__ = ["CHECKS", "CheckConfig", "CheckResult", "Record", "RunFacts", "metrics", "quantile", "run_checks", "topic_matches"]
@@ -24,9 +27,12 @@ __all__ = ["CHECKS", "CheckConfig", "CheckResult", "Record", "RunFacts", "metric
 CHECKS: dict[str, Callable[[Index, RunFacts], CheckResult]] = {
     "qos1_loss": check_qos1_loss,
     "qos0_loss": check_qos0_loss,
+    "accounting": check_accounting,
+    "overflow": check_overflow,
     "duplicates": check_duplicates,
     "order": check_order,
     "latency": check_latency,
+    "control": check_control,
     "commands": check_commands,
     "availability": check_availability,
     "liveness": check_liveness,
