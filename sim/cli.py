@@ -171,8 +171,8 @@ def broker(
     ),
     only: Optional[str] = typer.Option(None, help="With --conformance: only statements whose name contains this."),
     seed: Optional[int] = typer.Option(None, help="With --conformance: seed for client ids and topic names."),
-    user: Optional[str] = typer.Option(None, help="With --against: NAME:PASSWORD the broker accepts (credential checks)."),
-    denied_filter: Optional[str] = typer.Option(None, help="With --against: a filter the ACL denies that user."),
+    user: Optional[str] = typer.Option(None, help="NAME:PASSWORD the broker accepts (with --against: the one it has)."),
+    denied_filter: Optional[str] = typer.Option(None, help="A filter that --user may not use (with --against: the one it has)."),
 ) -> None:
     """The embedded MQTT broker standalone until Ctrl-C, or --conformance: the statement table (exit 1 on a failure)."""
     from system.broker._standalone import UsageError, conformance as run_conformance, serve
@@ -181,7 +181,8 @@ def broker(
         raise BadInput("--against only makes sense with --conformance; add --conformance")
     try:
         code = (
-            run_conformance(against, flavor, only, seed, user, denied_filter) if conformance else serve(host, port, flavor)
+            run_conformance(against, flavor, only, seed, user, denied_filter)
+            if conformance else serve(host, port, flavor, user=user, denied_filter=denied_filter)
         )
     except UsageError as exc:
         raise BadInput(str(exc)) from None
