@@ -22,6 +22,6 @@ def run_one(scenario_ref: str, seed: int | None, out: Path | None, duration: flo
     out = out_dir(out or Path("squall-runs") / f"chaos-{name}-seed{seed}")
     wall = duration or scenario.chaos.duration
     with Console().status(f"chaos run of {scenario.name} for {wall:g} wall seconds (seed {seed}) ..."):
-        outcome = run_chaos(scenario, seed, out=out, broker_url=broker_url, upstream=upstream, duration=duration)
+        outcome = run_chaos(scenario, seed, out=out, broker_url=broker_url, upstream=upstream, duration=duration, scenario_ref=scenario_ref)
     _print_report(outcome.report, out)
     return 0 if outcome.ok else 1

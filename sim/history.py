@@ -32,6 +32,11 @@ class History:
             record["queued"] = round(record["queued"] - self._origin, 6)
         self.records.append(record)
 
+    def wire(self, record: dict[str, Any]) -> None:
+        """The broker's wire tap: a flat record, stamped now (the cheap path: it runs per packet)."""
+        record["t"] = round(self._clock() - self._origin, 6)
+        self.records.append(record)
+
     def note(self, event: str, **fields: Any) -> None:
         """Record something the runner itself saw (a fault, a sample)."""
         self.records.append({"t": round(self._clock() - self._origin, 6), "event": event, **fields})

@@ -29,6 +29,10 @@ Installed with squall (entry point ``pytest11: squall``), so nothing to configur
   passes options to `World`. Parametrize ``squall_flavor`` to run both flavors.
 - A failing seed's report has a ``squall`` section: the seed, the world's virtual time and
   task errors, and the one command that replays exactly that seed.
+- ``squall_scenario(path)``: runs a scenario file (your ``[[services]]``) with the test's
+  seed and fails the test, naming each failed check and the replay command, unless every
+  check holds (``check=False`` returns the `RunOutcome` instead; ``out=DIR`` keeps the run
+  directory). ``run_scenario_file(path, seed)`` is the same without a fixture.
 - Hypothesis strategies for fault schedules are re-exported here (`schedules`, `toxics`, ...);
   inside ``@given`` make a world per example with `world_with_broker(seed)`.
 """
@@ -319,7 +323,38 @@ def _failure_text(item: pytest.Item, seed: int) -> str:
     return "\n".join(lines)
 
 
+# -- scenario files ------------------------------------------------------------------------------
+
+
+def run_scenario_file(path: Any, seed: int, *, out: Any = None, check: bool = True) -> Any:
+    """Run a scenario file for one seed; with ``check``, raise AssertionError unless all checks hold."""
+    from pathlib import Path
+
+    from sim.runner import run_scenario
+    from sim.scenario import load_scenario
+
+    ref = str(path)
+    outcome = run_scenario(load_scenario(ref), seed, out=Path(out) if out is not None else None, scenario_ref=ref, plots=out is not None)
+    if check and not outcome.ok:
+        failed = [c for c in outcome.report["checks"] if not c["ok"]]
+        lines = [f"{ref} seed {seed}: {len(failed)} check(s) failed"] + [f"  {c['name']}: {c['detail']}" for c in failed]
+        lines.append(f"  replay: {outcome.report['replay']}")
+        raise AssertionError("\n".join(lines))
+    return outcome
+
+
 # -- fixtures ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def squall_scenario(squall_seed: int) -> Any:
+    """``squall_scenario(path, check=True, out=None)``: run a scenario file with this test's seed."""
+
+    def run(path: Any, *, check: bool = True, out: Any = None) -> Any:
+        return run_scenario_file(path, squall_seed, out=out, check=check)
+
+    return run
+
 
 
 @pytest.fixture

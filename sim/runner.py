@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator
 from sim._plan import plan
 from sim._trace import Trace
 from sim._world import World
-from sim.checks import CheckResult, RunFacts, metrics, run_checks
+from sim.checks import CheckResult, RunFacts, metrics, run_checks, run_custom_checks
 from sim.errors import SimulationError
 from sim.faults.schedule import CrashFault, Schedule
 from sim.history import History
@@ -90,7 +90,7 @@ def _run(scenario: Scenario, seed: int, *, out: Path | None, schedule: Schedule 
 
     from system.broker import EmbeddedBroker
 
-    durable = EmbeddedBroker(host="0.0.0.0", port=BROKER_PORT, flavor=flavor)
+    durable = EmbeddedBroker(host="0.0.0.0", port=BROKER_PORT, flavor=flavor, observer=history.wire if scenario.judges_wire else None)
 
     async def broker() -> None:
         durable.crashed(durable=scenario.broker.durable)  # a no-op on the first boot
@@ -126,8 +126,9 @@ def _run(scenario: Scenario, seed: int, *, out: Path | None, schedule: Schedule 
         now, trace_hash, trace, errors = world.now, world.trace.hash, world.trace, world.errors
     wall = time.perf_counter() - wall
 
-    facts = RunFacts(duration=scenario.duration, quiet_after=schedule.quiet_after, end=now)
+    facts = RunFacts(duration=scenario.duration, quiet_after=schedule.quiet_after, end=now, extras=scenario.check_facts())
     checks = run_checks(history.records, scenario.checks, facts)
+    checks += run_custom_checks(history.records, scenario.checks, facts, scenario.pythonpath)
     progress = CheckResult("progress", stuck is None, "the run reached its end" if stuck is None else str(stuck), at=None if stuck is None else now)
     checks.insert(0, progress)
     report = build_report(

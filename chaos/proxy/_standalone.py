@@ -11,7 +11,7 @@ from typing import Any
 
 from chaos.proxy._collection import ProxySpec
 from chaos.proxy._errors import ApiError
-from chaos.proxy._server import ProxyServer
+from chaos.proxy._server import ProxyServer, report_out_of_files
 from sim.errors import BadInput
 
 
@@ -63,6 +63,7 @@ def load_config(path: Path) -> list[ProxySpec]:
 
 async def serve(host: str, port: int, specs: list[ProxySpec], *, config: Path | None = None) -> None:
     """Run until SIGINT or SIGTERM, then close every proxy."""
+    report_out_of_files(asyncio.get_running_loop())
     server = ProxyServer(host, port)
     try:
         await server.start()
