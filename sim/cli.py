@@ -138,6 +138,9 @@ def init(
     """Starter files to test your own services: squall.toml, squall_checks.py, tests/test_squall.py."""
     from sim.starter import write_starter
 
+    for parent in folder.parents:  # a folder under a file: one line, not a traceback
+        if parent.exists() and not parent.is_dir():
+            raise BadInput(f"{folder}: {parent} is a file, not a folder; give a folder for the starter files")
     for path, written in write_starter(folder, package):
         print(f"{'wrote' if written else 'kept '} {path}")
     print(f"next: cd {folder} && squall sim run squall.toml && python -m pytest tests/test_squall.py")

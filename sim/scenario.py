@@ -312,8 +312,8 @@ def with_pythonpath(scenario: Scenario, folder: Path) -> Scenario:
     from sim.services import resolve, resolve_service
 
     for s in scenario.services:
-        if s.entry is not None:
-            resolve_service(s, paths, "chaos")
+        if s.entry is not None:  # the entry itself; a chaos command's program is checked when chaos plans the run
+            resolve_service(s, paths, "sim")
     for c in scenario.checks.custom:
         resolve(c.entry, f"checks.custom {c.entry!r}", paths)
     return scenario
