@@ -84,6 +84,9 @@ class Workload(BaseModel):
     churn_every: float = Field(20.0, ge=0.1, le=MAX_SECONDS, description="seconds between the churner's drops, at least 0.1")
     churn_offline: float = Field(5.0, ge=0.01, le=MAX_SECONDS, description="seconds the churner stays away, at least 0.01")
     churn_topics: str = "fleet/#"
+    supervised: int = Field(0, ge=0, le=20, description="flaky services run by a system.Supervisor on host 'supervisor'")
+    supervised_lifetime: float = Field(20.0, gt=0, le=86400, description="mean seconds a flaky service lives before it dies")
+    supervised_stable_after: float = Field(60.0, gt=0, le=86400)
 
 
 class Scenario(BaseModel):
