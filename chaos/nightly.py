@@ -14,12 +14,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 
 def nightly(out: Path | None, duration: float, seeds: str, sweep_scenario: str, broker_url: str | None, upstream: str | None, jobs: int | None, only: str | None = None) -> int:
     from chaos.runner import run_chaos
+    from sim._console import people, progress_console
     from sim.errors import pick
     from sim.scenario import load_scenario, shipped
     from sim.sweep import parse_seeds, sweep
@@ -28,21 +28,21 @@ def nightly(out: Path | None, duration: float, seeds: str, sweep_scenario: str, 
     load_scenario(sweep_scenario)
     out = out or Path("squall-runs") / f"nightly-{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}"
     out.mkdir(parents=True, exist_ok=True)
-    console = Console()
+    console = people()
     rows: list[dict[str, Any]] = []
     names = pick("--scenarios", only, shipped())
     columns = (TextColumn("nightly {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console) as bar:
+    with Progress(*columns, console=progress_console()) as bar:
         task = bar.add_task("chaos", total=len(names))
         for name in names:
             bar.update(task, description=f"chaos {name}")
             run_dir = out / f"chaos-{name}"
             try:
-                outcome = run_chaos(load_scenario(name), out=run_dir, broker_url=broker_url, upstream=upstream, duration=duration)
+                outcome = run_chaos(load_scenario(name), out=run_dir, broker_url=broker_url, upstream=upstream, duration=duration, scenario_ref=name)
                 report = outcome.report
                 rows.append({"kind": "chaos", "scenario": name, "ok": report["ok"], "failed": [c["name"] for c in report["checks"] if not c["ok"]], "replay": report["replay"], "dir": str(run_dir)})
             except Exception as exc:  # one broken scenario must not hide the others' results
-                rows.append({"kind": "chaos", "scenario": name, "ok": False, "failed": [f"crashed: {type(exc).__name__}: {exc}"], "replay": f"squall chaos run {name}", "dir": str(run_dir)})
+                rows.append({"kind": "chaos", "scenario": name, "ok": False, "failed": [f"crashed: {type(exc).__name__}: {exc}"], "replay": f"squall chaos run {name} --duration {duration:g}", "dir": str(run_dir)})
             bar.advance(task)
     summary = sweep(sweep_scenario, seed_list, out / f"sweep-{sweep_scenario}", jobs)
     for r in summary["runs"]:
@@ -58,27 +58,41 @@ def nightly(out: Path | None, duration: float, seeds: str, sweep_scenario: str, 
         "runs": rows,
     }
     (out / "index.json").write_text(json.dumps(index, indent=2) + "\n")
-    (out / "index.md").write_text(_markdown(index))
+    if summary["partial"]:
+        index["ok"] = False
+        index["sweep"]["partial"] = True
+    (out / "index.md").write_text(_markdown(index, out))
     failed = [r for r in rows if not r["ok"]]
     console.print(f"nightly: {len(rows) - len(failed)} of {len(rows)} runs passed; index {out / 'index.md'}")
     for r in failed:
         console.print(f"[red]FAILED[/red] {r['kind']} {r['scenario']}{' seed ' + str(r['seed']) if 'seed' in r else ''}: {', '.join(r['failed'])}\n  replay: {r['replay']}", highlight=False)
+    if summary["partial"]:
+        console.print(f"squall: interrupted: the sweep ran {len(summary['seeds_done'])} of {len(seed_list)} seeds", highlight=False)
+        return 130
     return 0 if ok else 1
 
 
-def _markdown(index: dict[str, Any]) -> str:
+def _report_link(run_dir: Path, index_dir: Path) -> str:
+    """A link from index.md to the run's report: report.md, or report.json for a passing sweep seed."""
+    for name in ("report.md", "report.json"):
+        if (run_dir / name).exists():
+            return Path(os.path.relpath(run_dir / name, start=index_dir)).as_posix()
+    return Path(os.path.relpath(run_dir, start=index_dir)).as_posix()
+
+
+def _markdown(index: dict[str, Any], index_dir: Path) -> str:
     lines = [
         f"# squall nightly {index['when']}: {'PASSED' if index['ok'] else 'FAILED'}",
         "",
         f"proxy: {index['proxy']}; broker: {index['broker']}; chaos runs of {index['chaos_duration']:g} s; "
-        f"sim sweep of {index['sweep']['scenario']} over {len(index['sweep']['seeds'])} seeds ({index['sweep']['seeds_per_minute']} seeds/min)",
+        f"sim sweep of {index['sweep']['scenario']} over {len(index['sweep']['seeds'])} seeds ({index['sweep']['seeds_per_minute']} seeds/min)"
+        + (", INTERRUPTED before every seed ran" if index["sweep"].get("partial") else ""),
         "",
         "| run | result | failed checks | replay | report |",
         "|---|---|---|---|---|",
     ]
     for r in sorted(index["runs"], key=lambda r: r["ok"]):
         name = f"{r['kind']} {r['scenario']}" + (f" seed {r['seed']}" if "seed" in r else "")
-        report = Path(r["dir"]) / "report.md"
-        link = f"[report]({os.path.relpath(report, start=Path(r['dir']).parent.parent) if report.exists() else r['dir']})"
+        link = f"[report]({_report_link(Path(r['dir']), index_dir)})"
         lines.append(f"| {name} | {'ok' if r['ok'] else '**FAILED**'} | {', '.join(r['failed']) or '-'} | `{r['replay']}` | {link} |")
     return "\n".join(lines) + "\n"

@@ -30,6 +30,21 @@ app.add_typer(chaos_app, name="chaos")
 app.add_typer(system_app, name="system")
 
 
+def _version(value: bool) -> None:
+    if value:
+        from sim.run_cli import version_line
+
+        print(version_line())
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print squall's version (and amqtt's, Python's) and exit."),
+) -> None:
+    """Deterministic simulation and chaos harness for MQTT message systems."""
+
+
 @sim_app.command("demo")
 def sim_demo(
     seed: int = typer.Option(1, help="Seed of the run; the same seed replays the same run."),
@@ -53,11 +68,12 @@ def sim_run(
     seed: Optional[int] = typer.Option(None, help="Seed of the run (default: the scenario's)."),
     out: Optional[Path] = typer.Option(None, help="Run directory (default: squall-runs/sim-SCENARIO-seedN)."),
     duration: Optional[float] = typer.Option(None, min=0.001, help="Override the scenario's virtual duration (seconds)."),
+    as_json: bool = typer.Option(False, "--json", help="Print report.json on stdout (and nothing else); progress stays on stderr."),
 ) -> None:
     """One seeded run: report.json, report.md, history.jsonl, plots. Exit 1 if a check fails."""
     from sim.run_cli import run_one
 
-    raise typer.Exit(run_one(scenario, seed, out, duration))
+    raise typer.Exit(run_one(scenario, seed, out, duration, as_json))
 
 
 @sim_app.command("sweep")
@@ -66,11 +82,25 @@ def sim_sweep(
     seeds: str = typer.Option("1-20", help="Seeds: a range 1-50, a list 3,7,9, or both."),
     jobs: Optional[int] = typer.Option(None, min=1, help="Parallel runs (default: the number of cores)."),
     out: Optional[Path] = typer.Option(None, help="Sweep directory (default: squall-runs/sweep-SCENARIO)."),
+    as_json: bool = typer.Option(False, "--json", help="Print sweep.json on stdout (and nothing else); progress stays on stderr."),
 ) -> None:
-    """Many seeds in parallel with a progress bar; failing seeds listed with their replay commands."""
+    """Many seeds in parallel with a progress bar; failing seeds listed with their replay commands.
+
+    Ctrl-C stops the workers, writes a partial sweep.json (partial: true, seeds_done) and exits 130.
+    """
     from sim.run_cli import sweep_many
 
-    raise typer.Exit(sweep_many(scenario, seeds, jobs, out or _default_out("sweep", scenario)))
+    raise typer.Exit(sweep_many(scenario, seeds, jobs, out or _default_out("sweep", scenario), as_json))
+
+
+@sim_app.command("list")
+def sim_list(
+    as_json: bool = typer.Option(False, "--json", help="Print the list as JSON (name, description, duration, seed)."),
+) -> None:
+    """The shipped scenarios, with what each one shows; run one with squall sim run NAME."""
+    from sim.run_cli import list_scenarios
+
+    raise typer.Exit(list_scenarios(as_json))
 
 
 @sim_app.command("replay")

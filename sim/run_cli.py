@@ -1,18 +1,30 @@
-"""What `squall sim run | sweep | replay | shrink` do, apart from parsing their arguments."""
+"""What `squall sim run | sweep | replay | shrink | list` do, apart from parsing their arguments."""
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
-from rich.console import Console
+from typing import TYPE_CHECKING
 
+from sim._console import people, progress_console
 from sim.errors import BadInput
 
-console = Console()
+if TYPE_CHECKING:
+    from rich.console import Console
+
+console = people()
 
 
-def run_one(scenario_ref: str, seed: int | None, out: Path | None, duration: float | None) -> int:
-    from sim.runner import run_scenario
+def _emit_json(obj: object) -> None:
+    """The machine-readable result: the only thing on stdout under --json."""
+    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def run_one(scenario_ref: str, seed: int | None, out: Path | None, duration: float | None, as_json: bool = False) -> int:
+    from sim.runner import replay_command, run_scenario
     from sim.scenario import load_scenario
 
     scenario = load_scenario(scenario_ref)
@@ -24,14 +36,20 @@ def run_one(scenario_ref: str, seed: int | None, out: Path | None, duration: flo
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     columns = (TextColumn(f"{scenario.name} seed {seed}"), BarColumn(), TextColumn("{task.completed:,.0f} of {task.total:,.0f} virtual s"), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as bar:
+    with Progress(*columns, console=progress_console(), transient=True) as bar:
         task = bar.add_task("run", total=scenario.duration)
-        outcome = run_scenario(scenario, seed, out=out, scenario_ref=scenario_ref, progress=lambda now: bar.update(task, completed=now))
-    _print_report(outcome.report, out)
+        outcome = run_scenario(
+            scenario, seed, out=out, scenario_ref=scenario_ref, replay=replay_command(scenario_ref, seed, duration),
+            progress=lambda now: bar.update(task, completed=now),
+        )
+    if as_json:
+        _emit_json({**outcome.report, "run_dir": str(out)})
+    else:
+        _print_report(outcome.report, out)
     return 0 if outcome.ok else 1
 
 
-def _print_report(report: dict, out: Path) -> None:
+def _print_report(report: dict, out: Path, console: "Console" = console) -> None:
     m = report["metrics"]
     ratio = report["virtual_seconds"] / report["wall_seconds"] if report["wall_seconds"] else float("inf")
     console.print(f"[bold]{report['scenario']}[/bold] {report['mode']} seed {report['seed']}: {report['virtual_seconds']:g} virtual s in {report['wall_seconds']:.2f} wall s ({ratio:.0f}x)")
@@ -46,12 +64,19 @@ def _print_report(report: dict, out: Path) -> None:
         console.print(f"[red]seed {report['seed']} failed[/red]; replay with: {report['replay']}")
 
 
-def sweep_many(scenario_ref: str, seeds: str, jobs: int | None, out: Path) -> int:
+def sweep_many(scenario_ref: str, seeds: str, jobs: int | None, out: Path, as_json: bool = False) -> int:
     from sim.sweep import parse_seeds, print_summary, sweep
 
     summary = sweep(scenario_ref, parse_seeds(seeds), out, jobs)
-    print_summary(summary)
-    console.print(f"sweep summary: {out / 'sweep.json'}")
+    if as_json:
+        _emit_json(summary)
+    else:
+        print_summary(summary)
+        console.print(f"sweep summary: {out / 'sweep.json'}")
+    if summary["partial"]:
+        # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C.
+        progress_console().print(f"squall: interrupted: {len(summary['seeds_done'])} of {len(summary['seeds'])} seeds done; partial summary in {out / 'sweep.json'}", highlight=False)
+        return 130
     return 1 if summary["failed"] else 0
 
 
@@ -60,7 +85,7 @@ def replay_dir(run_dir: Path) -> int:
 
     if not run_dir.exists():
         raise BadInput(f"run directory {run_dir} not found; make one with squall sim run SCENARIO --out {run_dir}")
-    with console.status(f"replaying {run_dir} ..."):
+    with progress_console().status(f"replaying {run_dir} ..."):
         result = replay(run_dir)
     if result.same:
         console.print(f"[green]same run[/green]: trace_hash {result.got}")
@@ -76,10 +101,46 @@ def shrink_dir(run_dir: Path, runs: int, out: Path | None) -> int:
 
     if not run_dir.exists():
         raise BadInput(f"run directory {run_dir} not found; shrink a failing run directory from squall sim run or sweep")
-    with console.status(f"shrinking {run_dir} (up to {runs} runs) ..."):
-        result = shrink_run(run_dir, runs, out)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    # hypothesis may stop before the budget (nothing left to shrink), so the bar can end early.
+    columns = (TextColumn(f"shrinking {run_dir}"), BarColumn(), MofNCompleteColumn(), TextColumn("runs"), TimeElapsedColumn())
+    with Progress(*columns, console=progress_console(), transient=True) as bar:
+        task = bar.add_task("shrink", total=runs)
+        result = shrink_run(run_dir, runs, out, progress=lambda n: bar.update(task, completed=n))
     for line in describe(result):
         console.print(line, highlight=False)
     console.print(f"shrunk scenario: {result.path}\nreplay with: squall sim run {result.path} --seed {result.seed}")
     return 0
 
+
+
+def version_line() -> str:
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    def of(dist: str) -> str:
+        try:
+            return version(dist)
+        except PackageNotFoundError:
+            return "not installed"
+
+    return f"squall {of('squall')} (amqtt {of('amqtt')}, Python {platform.python_version()})"
+
+
+def list_scenarios(as_json: bool) -> int:
+    from sim.scenario import load_scenario, shipped
+
+    rows = []
+    for name in shipped():
+        s = load_scenario(name)
+        rows.append({"name": name, "description": " ".join(s.description.split()), "duration": s.duration, "seed": s.seed})
+    if as_json:
+        _emit_json(rows)
+        return 0
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        console.print(f"[bold]{r['name']:<{width}}[/bold]  {r['duration']:>6g} s  ", end="")
+        console.print(r["description"], markup=False, highlight=False)
+    console.print("run one with: squall sim run NAME (or squall chaos run NAME); a .toml path works too", highlight=False)
+    return 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
@@ -57,7 +58,7 @@ def _one(scenario_ref: str, seed: int, out: str) -> dict[str, Any]:
         "seed": seed,
         "ok": r["ok"],
         "failed": [c["name"] for c in r["checks"] if not c["ok"]],
-        "first_failure": next((c["detail"][:240] for c in r["checks"] if not c["ok"]), ""),
+        "first_failure": next((c["detail"] for c in r["checks"] if not c["ok"]), ""),
         "metrics": r["metrics"],
         "faults": [f["kind"] for f in r["faults"]],
         "virtual_seconds": r["virtual_seconds"],
@@ -68,7 +69,18 @@ def _one(scenario_ref: str, seed: int, out: str) -> dict[str, Any]:
     }
 
 
+def _ignore_sigint() -> None:
+    # Ctrl-C reaches the whole process group; the parent alone decides what a sweep does with
+    # it (cancel, write the partial summary), so a worker must not die mid-write on its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def sweep(scenario_ref: str, seeds: list[int], out: Path, jobs: int | None = None, progress: bool = True) -> dict[str, Any]:
+    """Run every seed; on Ctrl-C stop the workers and return (and write) a partial summary.
+
+    A partial summary has ``partial: true``; ``seeds_done`` lists the seeds that finished either way.
+    """
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from sim.scenario import load_scenario
@@ -77,32 +89,34 @@ def sweep(scenario_ref: str, seeds: list[int], out: Path, jobs: int | None = Non
     jobs = max(1, jobs or os.cpu_count() or 1)
     out.mkdir(parents=True, exist_ok=True)
     results: list[dict[str, Any]] = []
+    interrupted = False
     start = time.perf_counter()
     columns = (TextColumn("sweep {task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, disable=not progress, transient=False) as bar:
+    with Progress(*columns, console=Console(stderr=True), disable=not progress, transient=False) as bar:
         task = bar.add_task(scenario_ref, total=len(seeds), failed=0)
-        if jobs == 1:
-            for seed in seeds:
-                results.append(_one(scenario_ref, seed, str(out)))
-                bar.update(task, advance=1, failed=sum(not r["ok"] for r in results))
-        else:
-            # forkserver, not fork: forking a process whose progress bar runs a thread can
-            # leave a child holding a lock nobody will release.
-            ctx = get_context("forkserver")
-            ctx.set_forkserver_preload(["sim.runner", "sim.scenario", "system.fleet"])
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-                futures = [pool.submit(_one, scenario_ref, seed, str(out)) for seed in seeds]
-                for fut in as_completed(futures):
-                    results.append(fut.result())
-                    bar.update(task, advance=1, failed=sum(not r["ok"] for r in results))
+
+        def done(result: dict[str, Any]) -> None:
+            results.append(result)
+            bar.update(task, advance=1, failed=sum(not r["ok"] for r in results))
+
+        try:
+            if jobs == 1:
+                for seed in seeds:
+                    done(_one(scenario_ref, seed, str(out)))
+            else:
+                _in_pool(scenario_ref, seeds, out, jobs, done)
+        except KeyboardInterrupt:
+            interrupted = True
     wall = time.perf_counter() - start
     results.sort(key=lambda r: r["seed"])
     summary = {
         "scenario": scenario_ref,
         "seeds": seeds,
+        "partial": interrupted,
+        "seeds_done": [r["seed"] for r in results],
         "jobs": jobs,
         "wall_seconds": round(wall, 3),
-        "seeds_per_minute": round(len(seeds) / wall * 60.0, 2) if wall else None,
+        "seeds_per_minute": round(len(results) / wall * 60.0, 2) if wall else None,
         "failed": [r["seed"] for r in results if not r["ok"]],
         "runs": results,
     }
@@ -110,14 +124,42 @@ def sweep(scenario_ref: str, seeds: list[int], out: Path, jobs: int | None = Non
     return summary
 
 
+def _in_pool(scenario_ref: str, seeds: list[int], out: Path, jobs: int, done: Any) -> None:
+    # forkserver, not fork: forking a process whose progress bar runs a thread can
+    # leave a child holding a lock nobody will release.
+    ctx = get_context("forkserver")
+    ctx.set_forkserver_preload(["sim.runner", "sim.scenario", "system.fleet"])
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_ignore_sigint)
+    try:
+        futures = [pool.submit(_one, scenario_ref, seed, str(out)) for seed in seeds]
+        for fut in as_completed(futures):
+            done(fut.result())
+    except BaseException:
+        # Interrupted (or a worker failed): the seeds still queued are dropped and the running
+        # ones stopped now, not after the whole queue has run. The executor has no public way
+        # to stop a running worker before Python 3.14, hence its process table.
+        workers = list((pool._processes or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for w in workers:
+            w.terminate()
+        for w in workers:
+            w.join(5)
+        raise
+    finally:
+        pool.shutdown(wait=True)
+
+
 def print_summary(summary: dict[str, Any]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
-    table = Table(title=f"sweep {summary['scenario']}: {len(summary['runs'])} seeds, {len(summary['failed'])} failed, {summary['seeds_per_minute']} seeds/min")
+    from sim._console import people
+
+    console = people()
+    done = f"INTERRUPTED after {len(summary['runs'])} of {len(summary['seeds'])} seeds" if summary.get("partial") else f"{len(summary['runs'])} seeds"
+    table = Table(title=f"sweep {summary['scenario']}: {done}, {len(summary['failed'])} failed, {summary['seeds_per_minute']} seeds/min")
     for col in ("seed", "result", "published", "lost", "dup", "p99 ms", "reconnects", "faults"):
-        table.add_column(col, justify="right" if col not in ("result", "faults") else "left")
+        # fold, not ellipsis: on a narrow terminal a cell wraps; nothing is cut off
+        table.add_column(col, justify="right" if col not in ("result", "faults") else "left", overflow="fold")
     for r in summary["runs"]:
         m = r["metrics"]
         table.add_row(
@@ -127,4 +169,4 @@ def print_summary(summary: dict[str, Any]) -> None:
     console.print(table)
     for r in summary["runs"]:
         if not r["ok"]:
-            console.print(f"[red]seed {r['seed']}[/red]: {r['first_failure']}\n  replay: {r['replay']}    (run dir {r['run_dir']})")
+            console.print(f"[red]seed {r['seed']}[/red]: {r['first_failure']}\n  replay: {r['replay']}    (run dir {r['run_dir']})", highlight=False)

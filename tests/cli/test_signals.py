@@ -1,0 +1,61 @@
+"""Ctrl-C stops squall cleanly: exit 130, no traceback, and a sweep keeps what it finished."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import psutil
+import pytest
+
+SEEDS = 400  # far more than can finish before the signal: the sweep is interrupted, not done
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_ctrl_c_on_a_sweep_stops_the_workers_writes_a_partial_summary_and_exits_130(tmp_path: Path, start_squall, jobs: int) -> None:
+    out = tmp_path / "sweep"
+    run = start_squall("sim", "sweep", "smoke", "--seeds", f"1-{SEEDS}", "--jobs", str(jobs), "--out", str(out))
+    run.wait_until(lambda: any(out.glob("seed-*/report.json")), "a first finished seed")
+    code, stdout, stderr = run.ctrl_c()
+    assert code == 130, stderr[-2000:]
+    assert "Traceback" not in stderr + stdout
+    summary = json.loads((out / "sweep.json").read_text())
+    assert summary["partial"] is True
+    done = summary["seeds_done"]
+    assert done and len(done) < SEEDS
+    assert [r["seed"] for r in summary["runs"]] == done
+    assert all((out / f"seed-{s}" / "report.json").exists() for s in done)
+    assert "interrupted" in stderr and f"of {SEEDS} seeds done" in stderr
+    assert run.group_gone(), "a sweep worker outlived the interrupted sweep"
+
+
+def test_a_finished_sweep_says_it_is_complete(tmp_path: Path) -> None:
+    from sim.sweep import sweep
+
+    summary = sweep("smoke", [1], tmp_path, jobs=1, progress=False)
+    on_disk = json.loads((tmp_path / "sweep.json").read_text())
+    assert summary["partial"] is False and on_disk["partial"] is False
+    assert on_disk["seeds_done"] == [1]
+
+
+def test_ctrl_c_on_a_sim_run_exits_130_without_a_traceback(start_squall) -> None:
+    # A terminal-like stderr so the progress bar draws: it shows the run has really started.
+    run = start_squall("sim", "run", "soak", "--out", "run", TTY_COMPATIBLE="1", TTY_INTERACTIVE="1")
+    run.wait_until(lambda: re.search(r"[1-9][\d,]* of 86,400 virtual s", run.err) is not None, "virtual time passing")
+    code, stdout, stderr = run.ctrl_c()
+    assert code == 130
+    assert "Traceback" not in stderr + stdout
+
+
+def test_ctrl_c_on_a_chaos_run_exits_130_without_a_traceback_and_leaves_no_proxy(start_squall) -> None:
+    run = start_squall("chaos", "run", "smoke", "--duration", "60", "--out", "run", TTY_COMPATIBLE="1", TTY_INTERACTIVE="1")
+    run.wait_until(lambda: re.search(r"[1-9][\d,]* published", run.err) is not None, "the fleet publishing through the proxy")
+    proxies = [p for p in psutil.Process(run.proc.pid).children(recursive=True) if "chaos.proxy._child" in " ".join(p.cmdline())]
+    code, stdout, stderr = run.ctrl_c()
+    assert code == 130, stderr[-2000:]
+    assert "Traceback" not in stderr + stdout
+    assert "internal error" not in stderr
+    assert proxies, "the chaos run had no proxy process"
+    _, alive = psutil.wait_procs(proxies, timeout=30)
+    assert not alive, "the proxy outlived the interrupted chaos run"
