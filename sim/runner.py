@@ -209,6 +209,6 @@ def build_report(
         "broker": scenario.broker.flavor,
         "faults": [{"at": a, "until": b, "kind": k, "label": lbl} for a, b, k, lbl in schedule.windows()],
         "quiet_after": schedule.quiet_after,
-        "judged": {"topics": scenario.checks.topics, "receivers": scenario.checks.receivers},
+        "judged": {"topics": scenario.checks.topics, "receivers": scenario.checks.receivers, "grace_s": scenario.checks.grace_s},
         **(extra or {}),
     }
