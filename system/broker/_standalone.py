@@ -73,6 +73,16 @@ def conformance(against: str | None, flavor: str, only: str | None = None, seed:
     if user is not None and against is None:
         raise UsageError("--user describes a broker given with --against; the embedded one has its own")
     rng = random.Random(seed)
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    # On stderr: stdout is the table, whole, for a pipe or a file.
+    columns = (TextColumn("conformance"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    bar = Progress(*columns, console=Console(stderr=True), transient=True)
+    task = bar.add_task("", total=None)
+
+    def progress(done: int, total: int, name: str) -> None:
+        bar.update(task, completed=done, total=total, description=name)
 
     async def main() -> list:
         if address is not None:
@@ -83,12 +93,12 @@ def conformance(against: str | None, flavor: str, only: str | None = None, seed:
                 raise UsageError(f"no broker answers at {against} ({exc!r}); start one or fix --against") from None
             target = Target(*address, name=against or "", username=name or None, password=password or None,
                             denied_filter=denied_filter)
-            return await run_suite(target, rng, only)
+            return await run_suite(target, rng, only, progress)
         async with EmbeddedBroker(
             "127.0.0.1", 0, flavor=flavor, users={_USER: _PASSWORD}, acl=_ACL  # type: ignore[arg-type]
         ) as broker:
             target = Target("127.0.0.1", broker.port, f"embedded {flavor}", _USER, _PASSWORD, _DENIED)
-            return await run_suite(target, rng, only)
+            return await run_suite(target, rng, only, progress)
 
     # The broker under test logs every refused packet; the table is the report here.
     quiet = [logging.getLogger(n) for n in ("amqtt", "transitions", "system.broker")]
@@ -96,7 +106,8 @@ def conformance(against: str | None, flavor: str, only: str | None = None, seed:
     for lg in quiet:
         lg.setLevel(logging.CRITICAL)
     try:
-        outcomes = asyncio.run(main())
+        with bar:
+            outcomes = asyncio.run(main())
     finally:
         for lg, level in zip(quiet, levels, strict=True):
             lg.setLevel(level)

@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 import random
+from typing import Callable
 
 from system.broker.conformance import _checks  # noqa: F401 - registers the statements
 from system.broker.conformance._registry import STATEMENTS, Outcome, Target, run_check
 
 
-async def run_suite(target: Target, rng: random.Random | None = None, only: str | None = None) -> list[Outcome]:
-    """Every registered check against ``target``, one after the other, in registry order."""
+async def run_suite(target: Target, rng: random.Random | None = None, only: str | None = None,
+                    progress: Callable[[int, int, str], None] | None = None) -> list[Outcome]:
+    """Every registered check against ``target``, one after the other, in registry order.
+
+    ``progress(done, total, name)`` is called before each statement (and once at the end, name "").
+    """
     rng = rng or random.Random()
-    return [await run_check(st, target, rng) for st in STATEMENTS if only is None or only in st.name]
+    chosen = [st for st in STATEMENTS if only is None or only in st.name]
+    outcomes = []
+    for st in chosen:
+        if progress is not None:
+            progress(len(outcomes), len(chosen), st.name)
+        outcomes.append(await run_check(st, target, rng))
+    if progress is not None:
+        progress(len(outcomes), len(chosen), "")
+    return outcomes
 
 
 def format_table(outcomes: list[Outcome], title: str = "") -> str:
