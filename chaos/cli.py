@@ -6,10 +6,10 @@ from pathlib import Path
 
 
 def run_one(scenario_ref: str, seed: int | None, out: Path | None, duration: float | None, broker_url: str | None, upstream: str | None) -> int:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 
     from chaos.runner import run_chaos
-    from sim._console import progress_console
+    from sim._console import progress_bar
     from sim.run_cli import _print_report
     from sim.scenario import load_scenario
 
@@ -19,7 +19,7 @@ def run_one(scenario_ref: str, seed: int | None, out: Path | None, duration: flo
     out = out or Path("squall-runs") / f"chaos-{name}-seed{seed}"
     wall = duration or scenario.chaos.duration
     columns = (TextColumn(f"chaos {scenario.name} seed {seed}"), BarColumn(), TextColumn("{task.completed:.0f} of {task.total:g} wall s, {task.fields[published]:,} published"), TimeElapsedColumn())
-    with Progress(*columns, console=progress_console(), transient=True) as bar:
+    with progress_bar(*columns) as bar:
         task = bar.add_task("chaos", total=wall, published=0)
         outcome = run_chaos(
             scenario, seed, out=out, broker_url=broker_url, upstream=upstream, duration=duration, scenario_ref=scenario_ref,

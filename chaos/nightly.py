@@ -14,12 +14,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
 
 def nightly(out: Path | None, duration: float, seeds: str, sweep_scenario: str, broker_url: str | None, upstream: str | None, jobs: int | None, only: str | None = None) -> int:
     from chaos.runner import run_chaos
-    from sim._console import people, progress_console
+    from sim._console import people, progress_bar
     from sim.errors import pick
     from sim.scenario import load_scenario, shipped
     from sim.sweep import parse_seeds, sweep
@@ -32,7 +32,7 @@ def nightly(out: Path | None, duration: float, seeds: str, sweep_scenario: str, 
     rows: list[dict[str, Any]] = []
     names = pick("--scenarios", only, shipped())
     columns = (TextColumn("nightly {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=progress_console()) as bar:
+    with progress_bar(*columns, transient=False) as bar:
         task = bar.add_task("chaos", total=len(names))
         for name in names:
             bar.update(task, description=f"chaos {name}")

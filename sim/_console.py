@@ -8,7 +8,10 @@ to stderr, so stdout stays the result (``--json`` makes it machine-readable).
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Console
+from rich.progress import Progress
 
 _PIPED_WIDTH = 100_000  # wider than any line squall prints: nothing is wrapped or cut
 
@@ -23,3 +26,9 @@ def people(stderr: bool = False) -> Console:
 def progress_console() -> Console:
     """Where progress bars and spinners draw: stderr, never mixed into a command's result."""
     return Console(stderr=True)
+
+
+def progress_bar(*columns: Any, transient: bool = True) -> Progress:
+    """A progress bar on stderr; off when stderr is not a terminal (a log gets no bar debris)."""
+    console = progress_console()
+    return Progress(*columns, console=console, transient=transient, disable=not console.is_terminal)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
-from sim._console import people, progress_console
+from sim._console import people, progress_bar, progress_console
 from sim.errors import BadInput
 
 if TYPE_CHECKING:
@@ -33,10 +33,10 @@ def run_one(scenario_ref: str, seed: int | None, out: Path | None, duration: flo
     seed = scenario.seed if seed is None else seed
     name = Path(scenario_ref).stem if scenario_ref.endswith(".toml") else scenario_ref
     out = out or Path("squall-runs") / f"sim-{name}-seed{seed}"
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 
     columns = (TextColumn(f"{scenario.name} seed {seed}"), BarColumn(), TextColumn("{task.completed:,.0f} of {task.total:,.0f} virtual s"), TimeElapsedColumn())
-    with Progress(*columns, console=progress_console(), transient=True) as bar:
+    with progress_bar(*columns) as bar:
         task = bar.add_task("run", total=scenario.duration)
         outcome = run_scenario(
             scenario, seed, out=out, scenario_ref=scenario_ref, replay=replay_command(scenario_ref, seed, duration),
@@ -101,11 +101,11 @@ def shrink_dir(run_dir: Path, runs: int, out: Path | None) -> int:
 
     if not run_dir.exists():
         raise BadInput(f"run directory {run_dir} not found; shrink a failing run directory from squall sim run or sweep")
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
     # hypothesis may stop before the budget (nothing left to shrink), so the bar can end early.
     columns = (TextColumn(f"shrinking {run_dir}"), BarColumn(), MofNCompleteColumn(), TextColumn("runs"), TimeElapsedColumn())
-    with Progress(*columns, console=progress_console(), transient=True) as bar:
+    with progress_bar(*columns) as bar:
         task = bar.add_task("shrink", total=runs)
         result = shrink_run(run_dir, runs, out, progress=lambda n: bar.update(task, completed=n))
     for line in describe(result):

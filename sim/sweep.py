@@ -80,9 +80,9 @@ def sweep(scenario_ref: str, seeds: list[int], out: Path, jobs: int | None = Non
 
     A partial summary has ``partial: true``; ``seeds_done`` lists the seeds that finished either way.
     """
-    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+    from sim._console import progress_bar
     from sim.scenario import load_scenario
 
     load_scenario(scenario_ref)  # bad input fails here, once, not in every worker
@@ -92,7 +92,7 @@ def sweep(scenario_ref: str, seeds: list[int], out: Path, jobs: int | None = Non
     interrupted = False
     start = time.perf_counter()
     columns = (TextColumn("sweep {task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), disable=not progress, transient=False) as bar:
+    with (progress_bar(*columns, transient=False) if progress else Progress(disable=True)) as bar:
         task = bar.add_task(scenario_ref, total=len(seeds), failed=0)
 
         def done(result: dict[str, Any]) -> None:

@@ -78,7 +78,8 @@ def conformance(against: str | None, flavor: str, only: str | None = None, seed:
 
     # On stderr: stdout is the table, whole, for a pipe or a file.
     columns = (TextColumn("conformance"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
-    bar = Progress(*columns, console=Console(stderr=True), transient=True)
+    err = Console(stderr=True)
+    bar = Progress(*columns, console=err, transient=True, disable=not err.is_terminal)
     task = bar.add_task("", total=None)
 
     def progress(done: int, total: int, name: str) -> None:
