@@ -67,8 +67,10 @@ def nightly(out: Path | None, duration: float, seeds: str, sweep_scenario: str, 
     for r in failed:
         console.print(f"[red]FAILED[/red] {r['kind']} {r['scenario']}{' seed ' + str(r['seed']) if 'seed' in r else ''}: {', '.join(r['failed'])}\n  replay: {r['replay']}", highlight=False)
     if summary["partial"]:
-        console.print(f"squall: interrupted: the sweep ran {len(summary['seeds_done'])} of {len(seed_list)} seeds", highlight=False)
-        return 130
+        import signal
+
+        console.print(f"squall: interrupted ({summary['interrupted_by']}): the sweep ran {len(summary['seeds_done'])} of {len(seed_list)} seeds", highlight=False)
+        return 128 + signal.Signals[summary["interrupted_by"]].value
     return 0 if ok else 1
 
 

@@ -86,7 +86,8 @@ def sim_sweep(
 ) -> None:
     """Many seeds in parallel with a progress bar; failing seeds listed with their replay commands.
 
-    Ctrl-C stops the workers, writes a partial sweep.json (partial: true, seeds_done) and exits 130.
+    Ctrl-C stops the workers, writes a partial sweep.json (partial: true, seeds_done) and exits 130
+    (SIGTERM the same, exit 143).
     """
     from sim.run_cli import sweep_many
 

@@ -74,9 +74,10 @@ def sweep_many(scenario_ref: str, seeds: str, jobs: int | None, out: Path, as_js
         print_summary(summary)
         console.print(f"sweep summary: {out / 'sweep.json'}")
     if summary["partial"]:
-        # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C.
-        progress_console().print(f"squall: interrupted: {len(summary['seeds_done'])} of {len(summary['seeds'])} seeds done; partial summary in {out / 'sweep.json'}", highlight=False)
-        return 130
+        import signal
+
+        progress_console().print(f"squall: interrupted ({summary['interrupted_by']}): {len(summary['seeds_done'])} of {len(summary['seeds'])} seeds done; partial summary in {out / 'sweep.json'}", highlight=False)
+        return 128 + signal.Signals[summary["interrupted_by"]].value  # as a shell reports a command stopped by it
     return 1 if summary["failed"] else 0
 
 

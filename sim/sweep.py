@@ -6,14 +6,16 @@ plots, scenario.toml) and a replay command. sweep.json summarises every seed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from sim.errors import BadInput
 
@@ -78,7 +80,8 @@ def _ignore_sigint() -> None:
 def sweep(scenario_ref: str, seeds: list[int], out: Path, jobs: int | None = None, progress: bool = True) -> dict[str, Any]:
     """Run every seed; on Ctrl-C stop the workers and return (and write) a partial summary.
 
-    A partial summary has ``partial: true``; ``seeds_done`` lists the seeds that finished either way.
+    A partial summary has ``partial: true`` and ``interrupted_by`` (SIGINT or SIGTERM);
+    ``seeds_done`` lists the seeds that finished either way.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -89,7 +92,7 @@ def sweep(scenario_ref: str, seeds: list[int], out: Path, jobs: int | None = Non
     jobs = max(1, jobs or os.cpu_count() or 1)
     out.mkdir(parents=True, exist_ok=True)
     results: list[dict[str, Any]] = []
-    interrupted = False
+    stopped_by: list[str] = []
     start = time.perf_counter()
     columns = (TextColumn("sweep {task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn(), TimeRemainingColumn())
     with (progress_bar(*columns, transient=False) if progress else Progress(disable=True)) as bar:
@@ -100,19 +103,24 @@ def sweep(scenario_ref: str, seeds: list[int], out: Path, jobs: int | None = Non
             bar.update(task, advance=1, failed=sum(not r["ok"] for r in results))
 
         try:
-            if jobs == 1:
-                for seed in seeds:
-                    done(_one(scenario_ref, seed, str(out)))
-            else:
-                _in_pool(scenario_ref, seeds, out, jobs, done)
-        except KeyboardInterrupt:
-            interrupted = True
+            with _stop_signals(stopped_by):
+                if jobs == 1:
+                    for seed in seeds:
+                        done(_one(scenario_ref, seed, str(out)))
+                else:
+                    _in_pool(scenario_ref, seeds, out, jobs, done)
+        except BaseException:
+            # After Ctrl-C or SIGTERM whatever surfaces first (the interrupt, or a pool broken
+            # by workers killed in the same signal) ends the sweep the same way: partially.
+            if not stopped_by:
+                raise
     wall = time.perf_counter() - start
     results.sort(key=lambda r: r["seed"])
     summary = {
         "scenario": scenario_ref,
         "seeds": seeds,
-        "partial": interrupted,
+        "partial": bool(stopped_by),
+        **({"interrupted_by": stopped_by[0]} if stopped_by else {}),
         "seeds_done": [r["seed"] for r in results],
         "jobs": jobs,
         "wall_seconds": round(wall, 3),
@@ -122,6 +130,25 @@ def sweep(scenario_ref: str, seeds: list[int], out: Path, jobs: int | None = Non
     }
     (out / "sweep.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return summary
+
+
+@contextlib.contextmanager
+def _stop_signals(stopped_by: list[str]) -> Iterator[None]:
+    """SIGINT (Ctrl-C) and SIGTERM (a CI job cancelled) stop the sweep; ``stopped_by`` names the signal."""
+
+    def stop(signum: int, frame: Any) -> None:
+        stopped_by.append(signal.Signals(signum).name)
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals reach only the main thread; a sweep elsewhere keeps Python's defaults
+        return
+    old = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
 
 def _in_pool(scenario_ref: str, seeds: list[int], out: Path, jobs: int, done: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -55,9 +56,9 @@ class Running:
             assert time.monotonic() < deadline, f"no sign of {what} within {timeout}s: {self.err[-2000:]}"
             time.sleep(0.05)
 
-    def ctrl_c(self, timeout: float = 120) -> tuple[int, str, str]:
-        """SIGINT to the whole process group, as Ctrl-C in a terminal; the exit code, stdout and stderr."""
-        os.killpg(self.proc.pid, 2)
+    def ctrl_c(self, timeout: float = 120, sig: signal.Signals = signal.SIGINT) -> tuple[int, str, str]:
+        """``sig`` to the whole process group (SIGINT: as Ctrl-C in a terminal); the exit code, stdout and stderr."""
+        os.killpg(self.proc.pid, sig)
         try:
             self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 from pathlib import Path
 
 import psutil
@@ -12,21 +13,21 @@ import pytest
 SEEDS = 400  # far more than can finish before the signal: the sweep is interrupted, not done
 
 
-@pytest.mark.parametrize("jobs", [1, 2])
-def test_ctrl_c_on_a_sweep_stops_the_workers_writes_a_partial_summary_and_exits_130(tmp_path: Path, start_squall, jobs: int) -> None:
+@pytest.mark.parametrize(("jobs", "sig"), [(1, signal.SIGINT), (2, signal.SIGINT), (2, signal.SIGTERM)])
+def test_ctrl_c_or_sigterm_on_a_sweep_stops_the_workers_writes_a_partial_summary_and_exits_128_plus_the_signal(tmp_path: Path, start_squall, jobs: int, sig: signal.Signals) -> None:
     out = tmp_path / "sweep"
     run = start_squall("sim", "sweep", "smoke", "--seeds", f"1-{SEEDS}", "--jobs", str(jobs), "--out", str(out))
     run.wait_until(lambda: any(out.glob("seed-*/report.json")), "a first finished seed")
-    code, stdout, stderr = run.ctrl_c()
-    assert code == 130, stderr[-2000:]
+    code, stdout, stderr = run.ctrl_c(sig=sig)
+    assert code == 128 + sig.value, stderr[-2000:]  # 130 for Ctrl-C, 143 for SIGTERM (a CI job cancelled)
     assert "Traceback" not in stderr + stdout
     summary = json.loads((out / "sweep.json").read_text())
-    assert summary["partial"] is True
+    assert summary["partial"] is True and summary["interrupted_by"] == sig.name
     done = summary["seeds_done"]
     assert done and len(done) < SEEDS
     assert [r["seed"] for r in summary["runs"]] == done
     assert all((out / f"seed-{s}" / "report.json").exists() for s in done)
-    assert "interrupted" in stderr and f"of {SEEDS} seeds done" in stderr
+    assert f"interrupted ({sig.name})" in stderr and f"of {SEEDS} seeds done" in stderr
     assert run.group_gone(), "a sweep worker outlived the interrupted sweep"
 
 
