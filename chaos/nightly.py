@@ -22,7 +22,7 @@ def nightly(out: Path | None, duration: float, seeds: str, sweep_scenario: str, 
     from sim._console import people, progress_bar
     from sim.errors import pick
     from sim.scenario import load_scenario, shipped
-    from sim.sweep import parse_seeds, sweep
+    from sim.sweep import interrupted_exit_code, parse_seeds, sweep
 
     seed_list = parse_seeds(seeds)
     load_scenario(sweep_scenario)
@@ -67,10 +67,8 @@ def nightly(out: Path | None, duration: float, seeds: str, sweep_scenario: str, 
     for r in failed:
         console.print(f"[red]FAILED[/red] {r['kind']} {r['scenario']}{' seed ' + str(r['seed']) if 'seed' in r else ''}: {', '.join(r['failed'])}\n  replay: {r['replay']}", highlight=False)
     if summary["partial"]:
-        import signal
-
         console.print(f"squall: interrupted ({summary['interrupted_by']}): the sweep ran {len(summary['seeds_done'])} of {len(seed_list)} seeds", highlight=False)
-        return 128 + signal.Signals[summary["interrupted_by"]].value
+        return interrupted_exit_code(summary)
     return 0 if ok else 1
 
 

@@ -6,13 +6,8 @@ import json
 import sys
 from pathlib import Path
 
-from typing import TYPE_CHECKING
-
 from sim._console import people, progress_bar, progress_console
 from sim.errors import BadInput
-
-if TYPE_CHECKING:
-    from rich.console import Console
 
 console = people()
 
@@ -49,7 +44,7 @@ def run_one(scenario_ref: str, seed: int | None, out: Path | None, duration: flo
     return 0 if outcome.ok else 1
 
 
-def _print_report(report: dict, out: Path, console: "Console" = console) -> None:
+def _print_report(report: dict, out: Path) -> None:
     m = report["metrics"]
     ratio = report["virtual_seconds"] / report["wall_seconds"] if report["wall_seconds"] else float("inf")
     console.print(f"[bold]{report['scenario']}[/bold] {report['mode']} seed {report['seed']}: {report['virtual_seconds']:g} virtual s in {report['wall_seconds']:.2f} wall s ({ratio:.0f}x)")
@@ -65,7 +60,7 @@ def _print_report(report: dict, out: Path, console: "Console" = console) -> None
 
 
 def sweep_many(scenario_ref: str, seeds: str, jobs: int | None, out: Path, as_json: bool = False) -> int:
-    from sim.sweep import parse_seeds, print_summary, sweep
+    from sim.sweep import interrupted_exit_code, parse_seeds, print_summary, sweep
 
     summary = sweep(scenario_ref, parse_seeds(seeds), out, jobs)
     if as_json:
@@ -74,10 +69,8 @@ def sweep_many(scenario_ref: str, seeds: str, jobs: int | None, out: Path, as_js
         print_summary(summary)
         console.print(f"sweep summary: {out / 'sweep.json'}")
     if summary["partial"]:
-        import signal
-
         progress_console().print(f"squall: interrupted ({summary['interrupted_by']}): {len(summary['seeds_done'])} of {len(summary['seeds'])} seeds done; partial summary in {out / 'sweep.json'}", highlight=False)
-        return 128 + signal.Signals[summary["interrupted_by"]].value  # as a shell reports a command stopped by it
+        return interrupted_exit_code(summary)
     return 1 if summary["failed"] else 0
 
 
@@ -113,7 +106,6 @@ def shrink_dir(run_dir: Path, runs: int, out: Path | None) -> int:
         console.print(line, highlight=False)
     console.print(f"shrunk scenario: {result.path}\nreplay with: squall sim run {result.path} --seed {result.seed}")
     return 0
-
 
 
 def version_line() -> str:

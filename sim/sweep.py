@@ -132,6 +132,11 @@ def sweep(scenario_ref: str, seeds: list[int], out: Path, jobs: int | None = Non
     return summary
 
 
+def interrupted_exit_code(summary: dict[str, Any]) -> int:
+    """128 + the signal that stopped a partial sweep, as a shell reports a command it stopped."""
+    return 128 + signal.Signals[summary["interrupted_by"]].value
+
+
 @contextlib.contextmanager
 def _stop_signals(stopped_by: list[str]) -> Iterator[None]:
     """SIGINT (Ctrl-C) and SIGTERM (a CI job cancelled) stop the sweep; ``stopped_by`` names the signal."""
@@ -157,11 +162,19 @@ def _in_pool(scenario_ref: str, seeds: list[int], out: Path, jobs: int, done: An
     ctx = get_context("forkserver")
     ctx.set_forkserver_preload(["sim.runner", "sim.scenario", "system.fleet"])
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_ignore_sigint)
+    futures = []
+    taken: set[Any] = set()
     try:
         futures = [pool.submit(_one, scenario_ref, seed, str(out)) for seed in seeds]
         for fut in as_completed(futures):
+            taken.add(fut)
             done(fut.result())
     except BaseException:
+        # Seeds that finished while the interrupt arrived still count.
+        for fut in futures:
+            if fut not in taken and fut.done() and not fut.cancelled() and fut.exception() is None:
+                taken.add(fut)
+                done(fut.result())
         # Interrupted (or a worker failed): the seeds still queued are dropped and the running
         # ones stopped now, not after the whole queue has run. The executor has no public way
         # to stop a running worker before Python 3.14, hence its process table.

@@ -10,14 +10,16 @@ from pathlib import Path
 import psutil
 import pytest
 
+TERMINAL = {"TTY_COMPATIBLE": "1", "TTY_INTERACTIVE": "1", "NO_COLOR": "1"}
 SEEDS = 400  # far more than can finish before the signal: the sweep is interrupted, not done
 
 
 @pytest.mark.parametrize(("jobs", "sig"), [(1, signal.SIGINT), (2, signal.SIGINT), (2, signal.SIGTERM)])
 def test_ctrl_c_or_sigterm_on_a_sweep_stops_the_workers_writes_a_partial_summary_and_exits_128_plus_the_signal(tmp_path: Path, start_squall, jobs: int, sig: signal.Signals) -> None:
     out = tmp_path / "sweep"
-    run = start_squall("sim", "sweep", "smoke", "--seeds", f"1-{SEEDS}", "--jobs", str(jobs), "--out", str(out))
-    run.wait_until(lambda: any(out.glob("seed-*/report.json")), "a first finished seed")
+    # A terminal-like stderr so the progress bar draws: it counts the seeds the sweep has taken in.
+    run = start_squall("sim", "sweep", "smoke", "--seeds", f"1-{SEEDS}", "--jobs", str(jobs), "--out", str(out), **TERMINAL)
+    run.wait_until(lambda: re.search(rf"\b[1-9]\d*/{SEEDS}\b", run.err) is not None, "a first finished seed")
     code, stdout, stderr = run.ctrl_c(sig=sig)
     assert code == 128 + sig.value, stderr[-2000:]  # 130 for Ctrl-C, 143 for SIGTERM (a CI job cancelled)
     assert "Traceback" not in stderr + stdout
@@ -42,7 +44,7 @@ def test_a_finished_sweep_says_it_is_complete(tmp_path: Path) -> None:
 
 def test_ctrl_c_on_a_sim_run_exits_130_without_a_traceback(start_squall) -> None:
     # A terminal-like stderr so the progress bar draws: it shows the run has really started.
-    run = start_squall("sim", "run", "soak", "--out", "run", TTY_COMPATIBLE="1", TTY_INTERACTIVE="1")
+    run = start_squall("sim", "run", "soak", "--out", "run", **TERMINAL)
     run.wait_until(lambda: re.search(r"[1-9][\d,]* of 86,400 virtual s", run.err) is not None, "virtual time passing")
     code, stdout, stderr = run.ctrl_c()
     assert code == 130
@@ -50,7 +52,7 @@ def test_ctrl_c_on_a_sim_run_exits_130_without_a_traceback(start_squall) -> None
 
 
 def test_ctrl_c_on_a_chaos_run_exits_130_without_a_traceback_and_leaves_no_proxy(start_squall) -> None:
-    run = start_squall("chaos", "run", "smoke", "--duration", "60", "--out", "run", TTY_COMPATIBLE="1", TTY_INTERACTIVE="1")
+    run = start_squall("chaos", "run", "smoke", "--duration", "60", "--out", "run", **TERMINAL)
     run.wait_until(lambda: re.search(r"[1-9][\d,]* published", run.err) is not None, "the fleet publishing through the proxy")
     proxies = [p for p in psutil.Process(run.proc.pid).children(recursive=True) if "chaos.proxy._child" in " ".join(p.cmdline())]
     code, stdout, stderr = run.ctrl_c()
