@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def run_one(scenario_ref: str, seed: int | None, out: Path | None, duration: float | None, broker_url: str | None, upstream: str | None) -> int:
+def run_one(scenario_ref: str, seed: int | None, out: Path | None, duration: float | None, broker_url: str | None, upstream: str | None, as_json: bool = False) -> int:
     from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 
     from chaos.runner import run_chaos
     from sim._console import progress_bar
-    from sim.run_cli import _print_report
+    from sim.run_cli import _show_report
     from sim.scenario import load_scenario
 
     scenario = load_scenario(scenario_ref)
@@ -25,5 +25,5 @@ def run_one(scenario_ref: str, seed: int | None, out: Path | None, duration: flo
             scenario, seed, out=out, broker_url=broker_url, upstream=upstream, duration=duration, scenario_ref=scenario_ref,
             progress=lambda done, published: bar.update(task, completed=done, published=published),
         )
-    _print_report(outcome.report, out)
+    _show_report(outcome.report, out, as_json)
     return 0 if outcome.ok else 1

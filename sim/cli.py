@@ -132,11 +132,12 @@ def chaos_run(
     duration: Optional[float] = typer.Option(None, min=1, help="Wall seconds (default: the scenario's [chaos] duration)."),
     broker_url: Optional[str] = typer.Option(None, "--broker", help="An external broker instead of the embedded one, e.g. mqtt://127.0.0.1:1883."),
     upstream: Optional[str] = typer.Option(None, help="HOST:PORT the proxy uses to reach the broker, when it differs (proxy in a container)."),
+    as_json: bool = typer.Option(False, "--json", help="Print report.json on stdout (and nothing else); progress stays on stderr."),
 ) -> None:
     """The scenario for real on loopback, faults through the proxy (TOXIPROXY_URL for a real Toxiproxy)."""
     from chaos.cli import run_one
 
-    raise typer.Exit(run_one(scenario, seed, out, duration, broker_url, upstream))
+    raise typer.Exit(run_one(scenario, seed, out, duration, broker_url, upstream, as_json))
 
 
 @chaos_app.command("nightly")

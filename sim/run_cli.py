@@ -37,11 +37,16 @@ def run_one(scenario_ref: str, seed: int | None, out: Path | None, duration: flo
             scenario, seed, out=out, scenario_ref=scenario_ref, replay=replay_command(scenario_ref, seed, duration),
             progress=lambda now: bar.update(task, completed=now),
         )
-    if as_json:
-        _emit_json({**outcome.report, "run_dir": str(out)})
-    else:
-        _print_report(outcome.report, out)
+    _show_report(outcome.report, out, as_json)
     return 0 if outcome.ok else 1
+
+
+def _show_report(report: dict, out: Path, as_json: bool) -> None:
+    """report.json on stdout for a script (``--json``), or the summary for a person."""
+    if as_json:
+        _emit_json({**report, "run_dir": str(out)})
+    else:
+        _print_report(report, out)
 
 
 def _print_report(report: dict, out: Path) -> None:

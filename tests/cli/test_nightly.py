@@ -23,7 +23,8 @@ def test_every_index_link_resolves_and_the_chaos_replay_reruns_the_same_duration
 
     chaos = next(r for r in json.loads((tmp_path / "nightly" / "index.json").read_text())["runs"] if r["kind"] == "chaos")
     assert chaos["replay"] == "squall chaos run smoke --seed 1 --duration 3"
-    again = squall(*shlex.split(chaos["replay"])[1:], "--out", "replayed")
+    again = squall(*shlex.split(chaos["replay"])[1:], "--out", "replayed", "--json")
     assert again.returncode in (0, 1), again.stderr[-2000:]
-    report = json.loads((tmp_path / "replayed" / "report.json").read_text())
+    report = json.loads(again.stdout)  # chaos run --json: report.json on stdout, nothing else
+    assert report == {**json.loads((tmp_path / "replayed" / "report.json").read_text()), "run_dir": "replayed"}
     assert report["virtual_seconds"] == 3 and report["replay"] == chaos["replay"]
