@@ -32,6 +32,7 @@ def nightly(out: Path | None, duration: float, seeds: str, sweep_scenario: str, 
     rows: list[dict[str, Any]] = []
     names = pick("--scenarios", only, shipped())
     columns = (TextColumn("nightly {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    stopped: str | None = None  # the signal that interrupted the night, if one did
     with progress_bar(*columns, transient=False) as bar:
         task = bar.add_task("chaos", total=len(names))
         for name in names:
@@ -41,35 +42,41 @@ def nightly(out: Path | None, duration: float, seeds: str, sweep_scenario: str, 
                 outcome = run_chaos(load_scenario(name), out=run_dir, broker_url=broker_url, upstream=upstream, duration=duration, scenario_ref=name)
                 report = outcome.report
                 rows.append({"kind": "chaos", "scenario": name, "ok": report["ok"], "failed": [c["name"] for c in report["checks"] if not c["ok"]], "replay": report["replay"], "dir": str(run_dir)})
+            except KeyboardInterrupt:  # Ctrl-C: keep what ran, skip the rest, still write the index
+                stopped = "SIGINT"
+                break
             except Exception as exc:  # one broken scenario must not hide the others' results
                 rows.append({"kind": "chaos", "scenario": name, "ok": False, "failed": [f"crashed: {type(exc).__name__}: {exc}"], "replay": f"squall chaos run {name} --duration {duration:g}", "dir": str(run_dir)})
             bar.advance(task)
-    summary = sweep(sweep_scenario, seed_list, out / f"sweep-{sweep_scenario}", jobs)
-    for r in summary["runs"]:
-        rows.append({"kind": "sim", "scenario": sweep_scenario, "seed": r["seed"], "ok": r["ok"], "failed": r["failed"], "replay": r["replay"], "dir": r["run_dir"]})
-    ok = all(r["ok"] for r in rows)
+    summary = sweep(sweep_scenario, seed_list, out / f"sweep-{sweep_scenario}", jobs) if stopped is None else None
+    if summary is not None:
+        for r in summary["runs"]:
+            rows.append({"kind": "sim", "scenario": sweep_scenario, "seed": r["seed"], "ok": r["ok"], "failed": r["failed"], "replay": r["replay"], "dir": r["run_dir"]})
+        stopped = summary.get("interrupted_by")
     index = {
         "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "ok": ok,
+        "ok": stopped is None and all(r["ok"] for r in rows),
         "proxy": os.environ.get("TOXIPROXY_URL", "squall (own process)"),
         "broker": broker_url or "embedded",
         "chaos_duration": duration,
-        "sweep": {"scenario": sweep_scenario, "seeds": seed_list, "seeds_per_minute": summary["seeds_per_minute"]},
+        "sweep": {
+            "scenario": sweep_scenario, "seeds": seed_list,
+            "seeds_done": summary["seeds_done"] if summary else [],
+            "seeds_per_minute": summary["seeds_per_minute"] if summary else None,
+        },
+        **({"interrupted_by": stopped} if stopped else {}),
         "runs": rows,
     }
     (out / "index.json").write_text(json.dumps(index, indent=2) + "\n")
-    if summary["partial"]:
-        index["ok"] = False
-        index["sweep"]["partial"] = True
     (out / "index.md").write_text(_markdown(index, out))
     failed = [r for r in rows if not r["ok"]]
     console.print(f"nightly: {len(rows) - len(failed)} of {len(rows)} runs passed; index {out / 'index.md'}")
     for r in failed:
         console.print(f"[red]FAILED[/red] {r['kind']} {r['scenario']}{' seed ' + str(r['seed']) if 'seed' in r else ''}: {', '.join(r['failed'])}\n  replay: {r['replay']}", highlight=False)
-    if summary["partial"]:
-        console.print(f"squall: interrupted ({summary['interrupted_by']}): the sweep ran {len(summary['seeds_done'])} of {len(seed_list)} seeds", highlight=False)
-        return interrupted_exit_code(summary)
-    return 0 if ok else 1
+    if stopped:
+        console.print(f"squall: interrupted ({stopped}): {len(index['sweep']['seeds_done'])} of {len(seed_list)} sweep seeds ran; the index lists what did", highlight=False)
+        return interrupted_exit_code(stopped)
+    return 0 if index["ok"] else 1
 
 
 def _report_link(run_dir: Path, index_dir: Path) -> str:
@@ -85,8 +92,8 @@ def _markdown(index: dict[str, Any], index_dir: Path) -> str:
         f"# squall nightly {index['when']}: {'PASSED' if index['ok'] else 'FAILED'}",
         "",
         f"proxy: {index['proxy']}; broker: {index['broker']}; chaos runs of {index['chaos_duration']:g} s; "
-        f"sim sweep of {index['sweep']['scenario']} over {len(index['sweep']['seeds'])} seeds ({index['sweep']['seeds_per_minute']} seeds/min)"
-        + (", INTERRUPTED before every seed ran" if index["sweep"].get("partial") else ""),
+        f"sim sweep of {index['sweep']['scenario']} over {len(index['sweep']['seeds_done'])} of {len(index['sweep']['seeds'])} seeds ({index['sweep']['seeds_per_minute']} seeds/min)"
+        + (f"; INTERRUPTED ({index['interrupted_by']}): not every run ran" if index.get("interrupted_by") else ""),
         "",
         "| run | result | failed checks | replay | report |",
         "|---|---|---|---|---|",

@@ -75,7 +75,7 @@ def sweep_many(scenario_ref: str, seeds: str, jobs: int | None, out: Path, as_js
         console.print(f"sweep summary: {out / 'sweep.json'}")
     if summary["partial"]:
         progress_console().print(f"squall: interrupted ({summary['interrupted_by']}): {len(summary['seeds_done'])} of {len(summary['seeds'])} seeds done; partial summary in {out / 'sweep.json'}", highlight=False)
-        return interrupted_exit_code(summary)
+        return interrupted_exit_code(summary["interrupted_by"])
     return 1 if summary["failed"] else 0
 
 

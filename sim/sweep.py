@@ -132,9 +132,9 @@ def sweep(scenario_ref: str, seeds: list[int], out: Path, jobs: int | None = Non
     return summary
 
 
-def interrupted_exit_code(summary: dict[str, Any]) -> int:
-    """128 + the signal that stopped a partial sweep, as a shell reports a command it stopped."""
-    return 128 + signal.Signals[summary["interrupted_by"]].value
+def interrupted_exit_code(signal_name: str) -> int:
+    """128 + the signal (``"SIGINT"``) that stopped the work, as a shell reports a command it stopped."""
+    return 128 + signal.Signals[signal_name].value
 
 
 @contextlib.contextmanager

@@ -14,6 +14,18 @@ TERMINAL = {"TTY_COMPATIBLE": "1", "TTY_INTERACTIVE": "1", "NO_COLOR": "1"}
 SEEDS = 400  # far more than can finish before the signal: the sweep is interrupted, not done
 
 
+def _proxies(pid: int) -> list[psutil.Process]:
+    """The chaos proxy processes under ``pid``."""
+    found = []
+    for p in psutil.Process(pid).children(recursive=True):
+        try:
+            if "chaos.proxy._child" in " ".join(p.cmdline()):
+                found.append(p)
+        except psutil.Error:  # exited while we looked
+            pass
+    return found
+
+
 @pytest.mark.parametrize(("jobs", "sig"), [(1, signal.SIGINT), (2, signal.SIGINT), (2, signal.SIGTERM)])
 def test_ctrl_c_or_sigterm_on_a_sweep_stops_the_workers_writes_a_partial_summary_and_exits_128_plus_the_signal(tmp_path: Path, start_squall, jobs: int, sig: signal.Signals) -> None:
     out = tmp_path / "sweep"
@@ -54,7 +66,7 @@ def test_ctrl_c_on_a_sim_run_exits_130_without_a_traceback(start_squall) -> None
 def test_ctrl_c_on_a_chaos_run_exits_130_without_a_traceback_and_leaves_no_proxy(start_squall) -> None:
     run = start_squall("chaos", "run", "smoke", "--duration", "60", "--out", "run", **TERMINAL)
     run.wait_until(lambda: re.search(r"[1-9][\d,]* published", run.err) is not None, "the fleet publishing through the proxy")
-    proxies = [p for p in psutil.Process(run.proc.pid).children(recursive=True) if "chaos.proxy._child" in " ".join(p.cmdline())]
+    proxies = _proxies(run.proc.pid)
     code, stdout, stderr = run.ctrl_c()
     assert code == 130, stderr[-2000:]
     assert "Traceback" not in stderr + stdout
@@ -62,3 +74,16 @@ def test_ctrl_c_on_a_chaos_run_exits_130_without_a_traceback_and_leaves_no_proxy
     assert proxies, "the chaos run had no proxy process"
     _, alive = psutil.wait_procs(proxies, timeout=30)
     assert not alive, "the proxy outlived the interrupted chaos run"
+
+
+def test_ctrl_c_on_a_nightly_still_writes_an_index_of_what_ran(tmp_path: Path, start_squall) -> None:
+    run = start_squall("chaos", "nightly", "--out", "nightly", "--duration", "60", "--scenarios", "smoke", "--seeds", "1-2", "--sweep-scenario", "smoke", **TERMINAL)
+    run.wait_until(lambda: (tmp_path / "nightly").is_dir() and re.search(r"nightly chaos smoke", run.err) is not None, "the first chaos run")
+    # The proxy process is up once the chaos run has started its fleet.
+    run.wait_until(lambda: bool(_proxies(run.proc.pid)), "the chaos proxy")
+    code, stdout, stderr = run.ctrl_c()
+    assert code == 130, stderr[-2000:]
+    assert "Traceback" not in stderr + stdout
+    index = json.loads((tmp_path / "nightly" / "index.json").read_text())
+    assert index["ok"] is False and index["interrupted_by"] == "SIGINT"
+    assert "INTERRUPTED (SIGINT)" in (tmp_path / "nightly" / "index.md").read_text()
