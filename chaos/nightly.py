@@ -18,19 +18,21 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsed
 
 
 def nightly(out: Path | None, duration: float, seeds: str, sweep_scenario: str, broker_url: str | None, upstream: str | None, jobs: int | None, only: str | None = None) -> int:
+    from chaos._preflight import preflight
     from chaos.runner import run_chaos
     from sim._console import people, progress_bar
-    from sim.errors import pick
+    from sim.errors import out_dir, pick
     from sim.scenario import load_scenario, shipped
     from sim.sweep import interrupted_exit_code, parse_seeds, sweep
 
+    # Every argument is checked before the first run: a nightly must not fail an hour in on a typo.
     seed_list = parse_seeds(seeds)
     load_scenario(sweep_scenario)
-    out = out or Path("squall-runs") / f"nightly-{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}"
-    out.mkdir(parents=True, exist_ok=True)
+    names = pick("--scenarios", only, shipped())
+    preflight(broker_url, upstream, os.environ.get("TOXIPROXY_URL"))
+    out = out_dir(out or Path("squall-runs") / f"nightly-{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}")
     console = people()
     rows: list[dict[str, Any]] = []
-    names = pick("--scenarios", only, shipped())
     columns = (TextColumn("nightly {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     stopped: str | None = None  # the signal that interrupted the night, if one did
     with progress_bar(*columns, transient=False) as bar:

@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 import psutil
 
+from chaos._preflight import preflight
 from chaos.proxy import ProxyProcess, ToxiproxyAPI
 from sim._plan import Service, plan
 from sim.checks import RunFacts, metrics, run_checks
@@ -292,9 +293,9 @@ def run_chaos(scenario: Scenario, seed: int | None = None, *, out: Path | None =
     """``scenario_ref`` is what the replay command names (a path, when the scenario came from one);
     ``progress`` is called with the wall seconds run so far and the messages published, a few times a second."""
     seed = scenario.seed if seed is None else seed
-    if broker_url is not None and not broker_url.startswith("mqtt://"):
-        raise BadInput(f"--broker {broker_url!r}: give an MQTT URL like mqtt://127.0.0.1:1883")
-    runner = ChaosRun(scenario, seed, broker_url=broker_url, toxiproxy_url=toxiproxy_url or os.environ.get("TOXIPROXY_URL"), upstream=upstream, duration=duration,
+    toxiproxy_url = toxiproxy_url or os.environ.get("TOXIPROXY_URL")
+    preflight(broker_url, upstream, toxiproxy_url)
+    runner = ChaosRun(scenario, seed, broker_url=broker_url, toxiproxy_url=toxiproxy_url, upstream=upstream, duration=duration,
                       scenario_ref=scenario_ref, progress=progress)
     from sim.runner import quiet
 

@@ -52,6 +52,14 @@ def plan(scenario: Scenario, seed: int, broker_url: str | Callable[[str], str], 
     return _ordered(services)
 
 
+def host_names(scenario: Scenario) -> set[str]:
+    """Every host a run of this scenario has: the broker and each service (the names faults use)."""
+    from system.fleet import fleet_services
+
+    names = {s.name for s in fleet_services(scenario.fleet_config(), "mqtt://unused:1", scenario.seed)}
+    return names | {"broker", "monitor"} | ({"watcher"} if scenario.workload.churn_subscriber else set())
+
+
 def _ordered(services: list[Service]) -> list[Service]:
     by_name = {s.name: s for s in services}
     done: dict[str, Service] = {}

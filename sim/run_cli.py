@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from sim._console import people, progress_bar, progress_console
-from sim.errors import BadInput
+from sim.errors import BadInput, out_dir, out_file, shown
 
 console = people()
 
@@ -24,10 +24,10 @@ def run_one(scenario_ref: str, seed: int | None, out: Path | None, duration: flo
 
     scenario = load_scenario(scenario_ref)
     if duration is not None:
-        scenario = scenario.model_copy(update={"duration": duration})
+        scenario = scenario.with_duration(duration)
     seed = scenario.seed if seed is None else seed
     name = Path(scenario_ref).stem if scenario_ref.endswith(".toml") else scenario_ref
-    out = out or Path("squall-runs") / f"sim-{name}-seed{seed}"
+    out = out_dir(out or Path("squall-runs") / f"sim-{name}-seed{seed}")
     from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 
     columns = (TextColumn(f"{scenario.name} seed {seed}"), BarColumn(), TextColumn("{task.completed:,.0f} of {task.total:,.0f} virtual s"), TimeElapsedColumn())
@@ -67,7 +67,7 @@ def _print_report(report: dict, out: Path) -> None:
 def sweep_many(scenario_ref: str, seeds: str, jobs: int | None, out: Path, as_json: bool = False) -> int:
     from sim.sweep import interrupted_exit_code, parse_seeds, print_summary, sweep
 
-    summary = sweep(scenario_ref, parse_seeds(seeds), out, jobs)
+    summary = sweep(scenario_ref, parse_seeds(seeds), out_dir(out), jobs)
     if as_json:
         _emit_json(summary)
     else:
@@ -82,8 +82,7 @@ def sweep_many(scenario_ref: str, seeds: str, jobs: int | None, out: Path, as_js
 def replay_dir(run_dir: Path) -> int:
     from sim.replay import replay
 
-    if not run_dir.exists():
-        raise BadInput(f"run directory {run_dir} not found; make one with squall sim run SCENARIO --out {run_dir}")
+    _run_dir(run_dir, "make one with squall sim run SCENARIO --out DIR")
     with progress_console().status(f"replaying {run_dir} ..."):
         result = replay(run_dir)
     if result.same:
@@ -98,8 +97,9 @@ def replay_dir(run_dir: Path) -> int:
 def shrink_dir(run_dir: Path, runs: int, out: Path | None) -> int:
     from sim.shrink import describe, shrink_run
 
-    if not run_dir.exists():
-        raise BadInput(f"run directory {run_dir} not found; shrink a failing run directory from squall sim run or sweep")
+    _run_dir(run_dir, "shrink a failing run directory from squall sim run or sweep")
+    if out is not None:
+        out_file(out)
     from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 
     # hypothesis may stop before the budget (nothing left to shrink), so the bar can end early.
@@ -142,3 +142,13 @@ def list_scenarios(as_json: bool) -> int:
         console.print(r["description"], markup=False, highlight=False)
     console.print("run one with: squall sim run NAME (or squall chaos run NAME); a .toml path works too", highlight=False)
     return 0
+
+
+def _run_dir(run_dir: Path, fix: str) -> None:
+    try:
+        is_dir = run_dir.is_dir()
+    except OSError:  # a name too long for the file system
+        is_dir = False
+    if not is_dir:
+        what = "is a file, not a run directory" if run_dir.is_file() else "not found"
+        raise BadInput(f"run directory {shown(str(run_dir), 120)} {what}; {fix}")

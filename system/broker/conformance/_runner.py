@@ -3,28 +3,35 @@
 from __future__ import annotations
 
 import random
-from typing import Callable
+from typing import Awaitable, Callable
 
 from system.broker.conformance import _checks  # noqa: F401 - registers the statements
-from system.broker.conformance._registry import STATEMENTS, Outcome, Target, run_check
+from system.broker.conformance._registry import STATEMENTS, Outcome, Statement, Target, run_check
 
 
-async def run_suite(target: Target, rng: random.Random | None = None, only: str | None = None,
-                    progress: Callable[[int, int, str], None] | None = None) -> list[Outcome]:
-    """Every registered check against ``target``, one after the other, in registry order.
+Progress = Callable[[int, int, str], None]
+
+
+async def run_each(only: str | None, run: Callable[[Statement], Awaitable[Outcome]], progress: Progress | None = None) -> list[Outcome]:
+    """``run`` on every statement (or those whose name contains ``only``), in registry order.
 
     ``progress(done, total, name)`` is called before each statement (and once at the end, name "").
     """
-    rng = rng or random.Random()
     chosen = [st for st in STATEMENTS if only is None or only in st.name]
     outcomes = []
     for st in chosen:
         if progress is not None:
             progress(len(outcomes), len(chosen), st.name)
-        outcomes.append(await run_check(st, target, rng))
+        outcomes.append(await run(st))
     if progress is not None:
         progress(len(outcomes), len(chosen), "")
     return outcomes
+
+
+async def run_suite(target: Target, rng: random.Random | None = None, only: str | None = None, progress: Progress | None = None) -> list[Outcome]:
+    """Every registered check against ``target``, one after the other, in registry order."""
+    rng = rng or random.Random()
+    return await run_each(only, lambda st: run_check(st, target, rng), progress)
 
 
 def format_table(outcomes: list[Outcome], title: str = "") -> str:
@@ -33,6 +40,11 @@ def format_table(outcomes: list[Outcome], title: str = "") -> str:
     lines.append(f"{'statement':<{width}}  result  detail")
     for o in outcomes:
         lines.append(f"{o.name:<{width}}  {o.status:<6}  {o.detail}")
-    fails = sum(o.status == "fail" for o in outcomes)
-    lines.append(f"{len(outcomes) - fails} of {len(outcomes)} ok, {fails} failed")
+    lines.append(summary(outcomes))
     return "\n".join(lines)
+
+
+def summary(outcomes: list[Outcome]) -> str:
+    """``passed P of N, failed F, skipped S``: a skip (the target lacks a setting) is not a pass."""
+    count = {k: sum(o.status == k for o in outcomes) for k in ("pass", "fail", "skip")}
+    return f"passed {count['pass']} of {len(outcomes)}, failed {count['fail']}, skipped {count['skip']}"
