@@ -28,7 +28,10 @@ def nightly(out: Path | None, duration: float, seeds: str, sweep_scenario: str, 
     # Every argument is checked before the first run: a nightly must not fail an hour in on a typo.
     seed_list = parse_seeds(seeds)
     load_scenario(sweep_scenario)
-    names = pick("--scenarios", only, shipped())
+    # Shipped names, or scenario files of your own (a .toml path).
+    files = [n.strip() for n in (only or "").split(",") if n.strip().endswith(".toml")]
+    rest = ",".join(n for n in (only or "").split(",") if n.strip() and not n.strip().endswith(".toml"))
+    names = (pick("--scenarios", rest, shipped()) if rest or not files else []) + files
     preflight(broker_url, upstream, os.environ.get("TOXIPROXY_URL"))
     out = out_dir(out or Path("squall-runs") / f"nightly-{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}")
     console = people()
@@ -39,7 +42,7 @@ def nightly(out: Path | None, duration: float, seeds: str, sweep_scenario: str, 
         task = bar.add_task("chaos", total=len(names))
         for name in names:
             bar.update(task, description=f"chaos {name}")
-            run_dir = out / f"chaos-{name}"
+            run_dir = out / f"chaos-{Path(name).stem}"
             try:
                 outcome = run_chaos(load_scenario(name), out=run_dir, broker_url=broker_url, upstream=upstream, duration=duration, scenario_ref=name)
                 report = outcome.report
@@ -50,7 +53,7 @@ def nightly(out: Path | None, duration: float, seeds: str, sweep_scenario: str, 
             except Exception as exc:  # one broken scenario must not hide the others' results
                 rows.append({"kind": "chaos", "scenario": name, "ok": False, "failed": [f"crashed: {type(exc).__name__}: {exc}"], "replay": f"squall chaos run {name} --duration {duration:g}", "dir": str(run_dir)})
             bar.advance(task)
-    summary = sweep(sweep_scenario, seed_list, out / f"sweep-{sweep_scenario}", jobs) if stopped is None else None
+    summary = sweep(sweep_scenario, seed_list, out / f"sweep-{Path(sweep_scenario).stem}", jobs) if stopped is None else None
     if summary is not None:
         for r in summary["runs"]:
             rows.append({"kind": "sim", "scenario": sweep_scenario, "seed": r["seed"], "ok": r["ok"], "failed": r["failed"], "replay": r["replay"], "dir": r["run_dir"]})

@@ -154,12 +154,25 @@ def chaos_nightly(
     broker_url: Optional[str] = typer.Option(None, "--broker", help="An external broker for the chaos runs."),
     upstream: Optional[str] = typer.Option(None, help="HOST:PORT the proxy uses to reach the broker."),
     jobs: Optional[int] = typer.Option(None, min=1, max=256, help="Parallel runs in the sweep (default: the number of cores; at most 256)."),
-    scenarios: Optional[str] = typer.Option(None, help="Comma-separated scenarios to run in chaos (default: every shipped one)."),
+    scenarios: Optional[str] = typer.Option(None, help="Comma-separated scenarios to run in chaos: shipped names or .toml files (default: every shipped one)."),
 ) -> None:
     """Every shipped scenario in chaos plus a sim sweep, one report directory with an index."""
     from chaos.nightly import nightly
 
     raise typer.Exit(nightly(out, duration, seeds, sweep_scenario, broker_url, upstream, jobs, scenarios))
+
+
+@app.command("init")
+def init(
+    folder: Path = typer.Argument(Path("."), help="Your project folder (default: here)."),
+    package: str = typer.Option(..., "--package", help="Your services' Python package (an example is written if it does not exist)."),
+) -> None:
+    """Starter files to test your own services: squall.toml, squall_checks.py, tests/test_squall.py."""
+    from sim.starter import write_starter
+
+    for path, written in write_starter(folder, package):
+        print(f"{'wrote' if written else 'kept '} {path}")
+    print(f"next: cd {folder} && squall sim run squall.toml && python -m pytest tests/test_squall.py")
 
 
 @app.command("bench")

@@ -70,6 +70,10 @@ def _series(history: list[dict[str, Any]], report: dict[str, Any]) -> dict[str, 
     width = _buckets(end)
     judged = report.get("judged", {})
     topics, receivers = judged.get("topics", "#"), set(judged.get("receivers", []))
+    if not any(r.get("event") == "publish" for r in history) and any(r.get("event") == "mqtt" for r in history):
+        from sim.checks._wire import as_events
+
+        history, receivers = as_events(history), set()  # user services: drawn from the broker's wire record
     published: dict[str, dict[str, Any]] = {}
     got_by: dict[str, set[str]] = defaultdict(set)
     sent: dict[int, int] = defaultdict(int)

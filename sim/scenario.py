@@ -21,6 +21,10 @@
     [checks]                 # thresholds (sim.checks.CheckConfig)
     max_qos1_lost = 0
 
+    [[services]]             # your own services (sim.services.ServiceSet); without [fleet]
+    name = "counter"         # a scenario with services runs only them (and the broker)
+    entry = "myapp.counter:main"
+
 Shipped scenarios live in `sim/scenarios/` and are named without the extension.
 """
 
@@ -42,6 +46,10 @@ from sim.faults.schedule import FAULT_KINDS, MAX_SECONDS, Schedule, SwarmMix, Ti
 MAX_FILE_BYTES = 1_000_000  # a scenario file; the shipped ones are about 1 kB
 MAX_READINGS = 10_000_000  # sensor readings one sim run may publish (rooms x sensors x duration / interval)
 MAX_SWARM_FAULTS = 10_000  # faults one swarm may draw (per_minute x minutes)
+from sim.services import ServiceSet, check_sets
+
+# Hosts squall itself runs; user services may not take these names.
+RESERVED_HOSTS = {"broker", "monitor", "watcher", "main"}
 
 
 class NetworkParams(BaseModel):
@@ -76,6 +84,9 @@ class Workload(BaseModel):
     churn_every: float = Field(20.0, ge=0.1, le=MAX_SECONDS, description="seconds between the churner's drops, at least 0.1")
     churn_offline: float = Field(5.0, ge=0.01, le=MAX_SECONDS, description="seconds the churner stays away, at least 0.01")
     churn_topics: str = "fleet/#"
+    supervised: int = Field(0, ge=0, le=20, description="flaky services run by a system.Supervisor on host 'supervisor'")
+    supervised_lifetime: float = Field(20.0, gt=0, le=86400, description="mean seconds a flaky service lives before it dies")
+    supervised_stable_after: float = Field(60.0, gt=0, le=86400)
 
 
 class Scenario(BaseModel):
@@ -86,7 +97,9 @@ class Scenario(BaseModel):
     duration: float = Field(gt=0, le=MAX_SECONDS, description="virtual seconds, at most 1,000,000 (the shipped soak is 86,400)")
     seed: int = 1
     broker: BrokerParams = Field(default_factory=BrokerParams)
-    fleet: dict[str, Any] = Field(default_factory=dict)
+    fleet: dict[str, Any] | None = Field(None, description="the reference fleet; runs when given, or when there are no [[services]]")
+    services: list[ServiceSet] = Field(default_factory=list)
+    pythonpath: list[str] = Field(default_factory=list, description="folders searched for service and check entries (default: the scenario file's folder)")
     network: NetworkParams = Field(default_factory=NetworkParams)
     workload: Workload = Field(default_factory=Workload)
     faults: list[TimedFault] = Field(default_factory=list, max_length=10_000)
@@ -118,10 +131,13 @@ class Scenario(BaseModel):
 
     def check_size(self) -> None:
         """Refuse a run too big to ever finish (the fleet's readings, the swarm's faults)."""
-        from system.fleet import FleetConfig
+        if self.runs_fleet:
+            from system.fleet import FleetConfig
 
-        fleet = FleetConfig(**self.fleet)
-        readings = fleet.rooms * fleet.sensors_per_room * self.duration / fleet.telemetry_interval
+            fleet = FleetConfig(**(self.fleet or {}))
+            readings = fleet.rooms * fleet.sensors_per_room * self.duration / fleet.telemetry_interval
+        else:
+            readings = 0.0
         if readings > MAX_READINGS:
             raise BadInput(
                 f"fleet: this run would publish about {readings:,.0f} sensor readings (rooms x sensors_per_room x duration / telemetry_interval), "
@@ -158,7 +174,8 @@ class Scenario(BaseModel):
                 check(f"faults[{i}].b", f.b)  # type: ignore[union-attr]
             else:
                 check(f"faults[{i}].host", [f.host])  # type: ignore[union-attr]
-        check("checks.receivers", self.checks.receivers)
+        if self.runs_fleet:  # the fleet's receivers; user services are judged on the wire
+            check("checks.receivers", self.checks.receivers)
         if self.swarm is not None:
             for field in ("crash_hosts", "partition_hosts", "skew_hosts"):
                 check(f"swarm.{field}", getattr(self.swarm, field))
@@ -175,6 +192,28 @@ class Scenario(BaseModel):
         scenario.check_size()
         return scenario
 
+    @model_validator(mode="after")
+    def _services_named(self) -> "Scenario":
+        check_sets(self.services, RESERVED_HOSTS)
+        return self
+
+    @property
+    def runs_fleet(self) -> bool:
+        """The reference fleet runs when the scenario asks for it, or when it has nothing else."""
+        return self.fleet is not None or not self.services
+
+    @property
+    def judges_wire(self) -> bool:
+        """Record the broker's wire and judge it: asked for, or a scenario with user services."""
+        return self.checks.wire if self.checks.wire is not None else bool(self.services)
+
+    def check_facts(self) -> dict[str, Any]:
+        """What the checks need to know about this scenario (``RunFacts.extras``)."""
+        return {"fleet": self.runs_fleet, "wire": self.judges_wire, "durable": self.broker.durable and self.broker.flavor == "squall"}
+
+    def service_hosts(self) -> list[str]:
+        return [h for s in self.services for h in s.hosts()]
+
     def schedule(self, seed: int) -> Schedule:
         """The faults of a run with this seed: the explicit ones plus the swarm's draw."""
         faults = list(self.faults)
@@ -189,7 +228,7 @@ class Scenario(BaseModel):
     def fleet_config(self) -> Any:
         from system.fleet import FleetConfig
 
-        return FleetConfig(**self.fleet)
+        return FleetConfig(**(self.fleet or {}))
 
 
 def _filter_problem(topics: str) -> str | None:
@@ -328,12 +367,30 @@ def load_scenario(ref: str | Path) -> Scenario:
             raise BadInput(f"scenario file {shown(str(ref), 120)} not found; shipped scenarios: {', '.join(shipped())}")
         if not path.is_file():
             raise BadInput(f"scenario {shown(str(ref), 120)} is not a regular file; give a .toml file or one of {', '.join(shipped())}")
-        return parse_scenario(_read(path), str(path))
+        scenario = parse_scenario(_read(path), str(path))
+        return with_pythonpath(scenario, path.resolve().parent)
     name = str(ref)
     if name not in shipped():
         raise BadInput(f"unknown scenario {shown(repr(name), 80)}: give a .toml path or one of {', '.join(shipped())}")
     text = (resources.files("sim") / "scenarios" / f"{name}.toml").read_text()
     return parse_scenario(text, f"{name}.toml")
+
+
+def with_pythonpath(scenario: Scenario, folder: Path) -> Scenario:
+    """Its pythonpath made absolute (relative to the scenario's folder, which is the default),
+    and its entries checked: an entry that cannot be imported is bad input, said now."""
+    if not scenario.services and not scenario.checks.custom:
+        return scenario
+    paths = [str((folder / p).resolve()) for p in (scenario.pythonpath or ["."])]
+    scenario = scenario.model_copy(update={"pythonpath": paths})
+    from sim.services import resolve, resolve_service
+
+    for s in scenario.services:
+        if s.entry is not None:
+            resolve_service(s, paths, "chaos")
+    for c in scenario.checks.custom:
+        resolve(c.entry, f"checks.custom {c.entry!r}", paths)
+    return scenario
 
 
 def to_toml(scenario: Scenario) -> str:
