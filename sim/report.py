@@ -113,5 +113,10 @@ def markdown(report: dict[str, Any]) -> str:
             lines.append(f"| {f['at']:g} | {until} | {f['label']} |")
     else:
         lines.append("None.")
-    lines += ["", "![timeline](timeline.png)", "", "![latency](latency.png)", "", "![reconnects](reconnects.png)", ""]
+    lines += ["", "![timeline](timeline.png)", "", "![latency](latency.png)", ""]
+    if m.get("reconnects"):
+        lines += ["![reconnects](reconnects.png)", ""]
+    else:
+        # An empty picture reads as a broken plot; say it in words.
+        lines += ["Reconnects: none in this run ([reconnects.png](reconnects.png) shows any disconnects).", ""]
     return "\n".join(lines)

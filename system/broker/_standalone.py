@@ -129,6 +129,17 @@ def conformance(against: str | None, flavor: str, only: str | None = None, seed:
     if user is not None and against is None:
         raise UsageError("--user describes a broker given with --against; the embedded one has its own")
     rng = random.Random(seed)
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    # On stderr: stdout is the table, whole, for a pipe or a file.
+    columns = (TextColumn("conformance"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    err = Console(stderr=True)
+    bar = Progress(*columns, console=err, transient=True, disable=not err.is_terminal)
+    task = bar.add_task("", total=None)
+
+    def progress(done: int, total: int, name: str) -> None:
+        bar.update(task, completed=done, total=total, description=name)
 
     async def main() -> list:
         if address is not None:
@@ -139,10 +150,10 @@ def conformance(against: str | None, flavor: str, only: str | None = None, seed:
                 raise UsageError(f"no broker answers at {against} ({exc!r}); start one or fix --against") from None
             target = Target(*address, name=against or "", username=name or None, password=password or None,
                             denied_filter=denied_filter)
-            return await run_suite(target, rng, only)
-        return await run_suite_embedded(flavor, rng, only)  # a fresh broker per statement
+            return await run_suite(target, rng, only, progress)
+        return await run_suite_embedded(flavor, rng, only, progress)  # a fresh broker per statement
 
-    with _quiet():  # the broker under test logs every refused packet; the table is the report here
+    with _quiet(), bar:  # the broker under test logs every refused packet; the table is the report here
         outcomes = asyncio.run(main())
     if not outcomes:
         raise UsageError(f"--only {only!r} matches no statement; names look like MQTT_3_1_2_4_clean_session_0_...")
