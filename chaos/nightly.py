@@ -19,21 +19,25 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 
 def nightly(out: Path | None, duration: float, seeds: str, sweep_scenario: str, broker_url: str | None, upstream: str | None, jobs: int | None, only: str | None = None) -> int:
+    from chaos._preflight import preflight
     from chaos.runner import run_chaos
-    from sim.errors import pick
+    from sim.errors import out_dir, pick
     from sim.scenario import load_scenario, shipped
     from sim.sweep import parse_seeds, sweep
 
+    # Every argument is checked before the first run: a nightly must not fail an hour in on a typo.
     seed_list = parse_seeds(seeds)
     load_scenario(sweep_scenario)
-    out = out or Path("squall-runs") / f"nightly-{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}"
-    out.mkdir(parents=True, exist_ok=True)
-    console = Console()
-    rows: list[dict[str, Any]] = []
-    # Shipped names, or scenario files of your own (a .toml path).
+    # Shipped names, or scenario files of your own (a .toml path), each loaded now.
     files = [n.strip() for n in (only or "").split(",") if n.strip().endswith(".toml")]
     rest = ",".join(n for n in (only or "").split(",") if n.strip() and not n.strip().endswith(".toml"))
     names = (pick("--scenarios", rest, shipped()) if rest or not files else []) + files
+    for f in files:
+        load_scenario(f)
+    preflight(broker_url, upstream, os.environ.get("TOXIPROXY_URL"))
+    out = out_dir(out or Path("squall-runs") / f"nightly-{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}")
+    console = Console()
+    rows: list[dict[str, Any]] = []
     columns = (TextColumn("nightly {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as bar:
         task = bar.add_task("chaos", total=len(names))

@@ -30,6 +30,7 @@ from typing import Any
 
 import psutil
 
+from chaos._preflight import preflight
 from chaos.proxy import ProxyProcess, ToxiproxyAPI
 from sim._plan import Service, plan
 from sim.checks import RunFacts, metrics, run_checks, run_custom_checks
@@ -302,9 +303,9 @@ def _port_range(text: str | None) -> list[int] | None:
 
 def run_chaos(scenario: Scenario, seed: int | None = None, *, out: Path | None = None, broker_url: str | None = None, toxiproxy_url: str | None = None, upstream: str | None = None, duration: float | None = None, scenario_ref: str | None = None) -> RunOutcome:
     seed = scenario.seed if seed is None else seed
-    if broker_url is not None and not broker_url.startswith("mqtt://"):
-        raise BadInput(f"--broker {broker_url!r}: give an MQTT URL like mqtt://127.0.0.1:1883")
-    runner = ChaosRun(scenario, seed, broker_url=broker_url, toxiproxy_url=toxiproxy_url or os.environ.get("TOXIPROXY_URL"), upstream=upstream, duration=duration, scenario_ref=scenario_ref)
+    toxiproxy_url = toxiproxy_url or os.environ.get("TOXIPROXY_URL")
+    preflight(broker_url, upstream, toxiproxy_url)
+    runner = ChaosRun(scenario, seed, broker_url=broker_url, toxiproxy_url=toxiproxy_url, upstream=upstream, duration=duration, scenario_ref=scenario_ref)
     from sim.runner import quiet
 
     with quiet("amqtt"):

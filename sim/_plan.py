@@ -82,6 +82,16 @@ def _fleet(scenario: Scenario, seed: int, broker_url: str | Callable[[str], str]
     return services
 
 
+def host_names(scenario: Scenario) -> set[str]:
+    """Every host a run of this scenario has: the broker and each service (the names faults use)."""
+    names = {"broker", *scenario.service_hosts()} | ({"watcher"} if scenario.workload.churn_subscriber else set())
+    if scenario.runs_fleet:
+        from system.fleet import fleet_services
+
+        names |= {s.name for s in fleet_services(scenario.fleet_config(), "mqtt://unused:1", scenario.seed)} | {"monitor"}
+    return names
+
+
 def _ordered(services: list[Service]) -> list[Service]:
     by_name = {s.name: s for s in services}
     done: dict[str, Service] = {}

@@ -177,30 +177,6 @@ def resolve_service(s: ServiceSet, paths: list[str], mode: Literal["sim", "chaos
     return fn
 
 
-def named_hosts(faults: list[Any], swarm: Any) -> list[tuple[str, str]]:
-    """Every host a scenario's faults and swarm name, with where: ``[("faults[0]", "counter"), ...]``."""
-    out: list[tuple[str, str]] = []
-
-    def target(where: str, t: str) -> None:
-        for part in t.split("<->") if "<->" in t else [t.rsplit(":", 1)[0]]:
-            out.append((where, part.strip()))
-
-    for i, f in enumerate(faults):
-        fault, where = f.fault, f"faults[{i}]"
-        for attr in ("a", "b"):
-            out += [(where, h) for h in getattr(fault, attr, None) or []]
-        if getattr(fault, "host", None):
-            out.append((where, fault.host))
-        if getattr(fault, "target", None):
-            target(where, fault.target)
-    if swarm is not None:
-        for attr in ("crash_hosts", "partition_hosts", "skew_hosts"):
-            out += [(f"swarm.{attr}", h) for h in getattr(swarm, attr)]
-        for t in swarm.targets:
-            target("swarm.targets", t)
-    return out
-
-
 def check_sets(sets: list[ServiceSet], reserved: set[str]) -> None:
     """Host names unique and not squall's own; dependencies named."""
     seen: dict[str, str] = {}

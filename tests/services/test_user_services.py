@@ -103,7 +103,7 @@ def test_a_bad_entry_is_one_line_and_exit_2(project: Path, entry: str, says: str
 def test_a_fault_on_an_unknown_host_is_bad_input(project: Path) -> None:
     (project / "typo.toml").write_text(scenario(swarm=False, extra='\n[[faults]]\nat = 5\nkind = "crash"\nhost = "countr"\n'))
     got = squall("sim", "run", "typo.toml", cwd=project)
-    assert got.returncode == 2 and "names host 'countr'" in got.stderr and "counter" in got.stderr, got.stderr
+    assert got.returncode == 2 and "no host 'countr'" in got.stderr and "counter" in got.stderr, got.stderr
 
 
 def test_a_user_check_that_raises_fails_naming_the_exception(project: Path) -> None:
