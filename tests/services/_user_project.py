@@ -102,31 +102,7 @@ def raises(h):
 '''
 
 
-def scenario(*, bug: bool = False, swarm: bool = True, extra: str = "") -> str:
-    text = f"""\
-name = "shopkit"
-duration = 90
-swarm_quiet = 30
-
-[chaos]
-duration = 6
-
-[[services]]
-name = "sensor"
-entry = "shopkit.services:sensor"
-command = ["{sys.executable}", "-m", "shopkit", "sensor"]
-replicas = 2
-
-[[services]]
-name = "counter"
-entry = "shopkit.services:counter"
-{"config = { resubscribe = false }" if bug else ""}
-
-[[checks.custom]]
-entry = "shopkit_checks:counter_heard_both_sensors"
-"""
-    if swarm:
-        text += """
+SWARM = """
 [swarm]
 kinds = ["partition", "crash", "toxic"]
 per_minute = 3
@@ -134,7 +110,32 @@ partition_hosts = ["broker", "counter", "sensor-0", "sensor-1"]
 crash_hosts = ["counter", "sensor-1"]
 targets = ["broker:1883", "counter<->broker"]
 """
-    return text + extra
+
+
+def scenario(*, bug: bool = False, swarm: bool = True, extra: str = "", package: str = "shopkit", sensor: str = "sensor", counter: str = "counter", checks: bool = True) -> str:
+    """Two sensors (``sensor-0``, ``sensor-1``; real processes in chaos) and a counter."""
+    text = f"""\
+name = "{package}"
+duration = 90
+swarm_quiet = 30
+
+[chaos]
+duration = 8
+
+[[services]]
+name = "sensor"
+entry = "{package}.services:{sensor}"
+command = ["{sys.executable}", "-m", "{package}", "{sensor}"]
+replicas = 2
+
+[[services]]
+name = "counter"
+entry = "{package}.services:{counter}"
+{"config = { resubscribe = false }" if bug else ""}
+"""
+    if checks:
+        text += '\n[[checks.custom]]\nentry = "shopkit_checks:counter_heard_both_sensors"\n'
+    return text + (SWARM if swarm else "") + extra
 
 
 def make_project(root: Path) -> Path:
@@ -229,32 +230,7 @@ async def paho_sensor(ctx):
 
 
 def client_scenario(*, bug: bool = False) -> str:
-    return f"""\
-name = "clientkit"
-duration = 90
-swarm_quiet = 30
-
-[chaos]
-duration = 8
-
-[[services]]
-name = "sensor"
-entry = "clientkit.services:paho_sensor"
-command = ["{sys.executable}", "-m", "clientkit", "paho_sensor"]
-replicas = 2
-
-[[services]]
-name = "counter"
-entry = "clientkit.services:aio_counter"
-{"config = { resubscribe = false }" if bug else ""}
-
-[swarm]
-kinds = ["partition", "crash", "toxic"]
-per_minute = 3
-partition_hosts = ["broker", "counter", "sensor-0", "sensor-1"]
-crash_hosts = ["counter", "sensor-1"]
-targets = ["broker:1883", "counter<->broker"]
-"""
+    return scenario(bug=bug, package="clientkit", sensor="paho_sensor", counter="aio_counter", checks=False)
 
 
 def make_client_project(root: Path) -> Path:
