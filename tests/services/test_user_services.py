@@ -11,7 +11,13 @@ import json
 from pathlib import Path
 
 import pytest
-from _user_project import clients_run_in_sim, make_client_project, make_project, scenario, squall
+from _user_project import (
+    clients_run_in_sim,
+    make_client_project,
+    make_project,
+    scenario,
+    squall,
+)
 
 
 @pytest.fixture(scope="module")
