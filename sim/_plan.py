@@ -79,12 +79,18 @@ def _fleet(scenario: Scenario, seed: int, broker_url: str | Callable[[str], str]
     services.append(Service("monitor", "monitor", _monitor(url_for("monitor"), note)))
     if scenario.workload.churn_subscriber:
         services.append(Service("watcher", "watcher", _churn(scenario, url_for("watcher"), seed)))
+    if scenario.workload.supervised:
+        services.append(Service("supervisor", "supervisor", _supervised(scenario, url_for("supervisor"), seed)))
     return services
 
 
 def host_names(scenario: Scenario) -> set[str]:
     """Every host a run of this scenario has: the broker and each service (the names faults use)."""
-    names = {"broker", *scenario.service_hosts()} | ({"watcher"} if scenario.workload.churn_subscriber else set())
+    names = {"broker", *(h for s in scenario.services for h in s.hosts())}
+    if scenario.workload.churn_subscriber:
+        names.add("watcher")
+    if scenario.workload.supervised:
+        names.add("supervisor")
     if scenario.runs_fleet:
         from system.fleet import fleet_services
 
@@ -148,5 +154,40 @@ def _churn(scenario: Scenario, broker_url: str, seed: int) -> Entry:
             await asyncio.sleep(w.churn_every * (0.5 + rng.random()))
             await client.abort()  # gone without a DISCONNECT, messages in flight
             await asyncio.sleep(w.churn_offline)
+
+    return run
+
+
+def _supervised(scenario: Scenario, broker_url: str, seed: int) -> Entry:
+    """A supervisor running flaky services: each publishes a heartbeat, then dies after a
+    seeded lifetime, and the supervisor must start it again with its backoff."""
+    w = scenario.workload
+
+    async def run(observer: Observer, disk: Path) -> None:
+        from system.bus import BusClient, BusSettings
+        from system.supervisor import ServiceSpec, Supervisor
+
+        def flaky(name: str) -> Callable[[Observer, Path], Awaitable[None]]:
+            rng = random.Random(f"{name}:{seed}")
+
+            async def serve(obs: Observer, data_dir: Path) -> None:
+                settings = BusSettings(url=broker_url, client_id=name, heartbeat_interval=0)
+                client = BusClient(settings, observer=obs, rng=random.Random(f"{name}:{seed}:bus:{rng.random()}"))
+                await client.start()
+                try:
+                    await asyncio.sleep(rng.expovariate(1.0 / w.supervised_lifetime))
+                finally:
+                    await client.abort()
+                raise RuntimeError(f"{name} died (a planted crash)")
+
+            return serve
+
+        specs = [ServiceSpec(name=f"flaky-{i}", kind="flaky", depends_on=(), run=flaky(f"flaky-{i}")) for i in range(1, w.supervised + 1)]
+        supervisor = Supervisor(specs, data_root=disk, observer=observer, rng=random.Random(f"supervisor:{seed}"), stable_after=w.supervised_stable_after)
+        await supervisor.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await supervisor.stop()
 
     return run

@@ -78,6 +78,7 @@ __all__ = [
 BROKER_HOST = "broker"
 BROKER_PORT = 1883
 DEFAULT_SEEDS = (1,)
+DEFAULT_TIMEOUT = 120  # wall seconds per test: a simulated world that hangs is a finding, not a CI stall
 
 _world_key = pytest.StashKey["World"]()
 _broker_key = pytest.StashKey["SimBroker | None"]()
@@ -201,6 +202,11 @@ def _parse_seeds(value: Any, where: str) -> list[int]:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("squall", "squall simulated worlds")
+    parser.addini(
+        "squall_timeout",
+        "wall seconds each test using squall_world may take, when pytest-timeout is installed and no --timeout or timeout marker says otherwise (0: none)",
+        default=str(DEFAULT_TIMEOUT),
+    )
     group.addoption(
         "--squall-seeds",
         default=None,
@@ -247,6 +253,22 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize(
         "squall_seed", seeds, indirect=True, ids=[f"seed={s}" for s in seeds]
     )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A default wall-clock limit for tests in a simulated world (through pytest-timeout)."""
+    if not config.pluginmanager.hasplugin("timeout") or config.getoption("timeout", None):
+        return
+    try:
+        limit = float(config.getini("squall_timeout"))
+    except ValueError:
+        raise pytest.UsageError(f"squall_timeout = {config.getini('squall_timeout')!r}: give wall seconds, e.g. 120 (0: no limit)") from None
+    if limit <= 0:
+        return
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        if ("squall_world" in names or "squall_seed" in names) and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(limit))
 
 
 def _parametrized_by_hand(metafunc: pytest.Metafunc) -> bool:
@@ -378,7 +400,7 @@ def squall_flavor(request: pytest.FixtureRequest) -> str | None:
 @pytest.fixture
 def squall_world(
     request: pytest.FixtureRequest, squall_seed: int, squall_flavor: str | None
-) -> World:
+) -> Generator[World, None, None]:
     """A fresh simulated world seeded with the test's seed, the embedded broker on host "broker"."""
     broker_marker = request.node.get_closest_marker("squall_broker")
     broker_options = {
@@ -404,7 +426,13 @@ def squall_world(
         )
     request.node.stash[_world_key] = world
     request.node.stash[_broker_key] = broker
-    return world
+    yield world
+    # The failure report has been written (it reads the world in makereport); let go of the
+    # world now, so a failed seed's hosts, tasks and trace do not stay alive with its
+    # traceback (pytest keeps the last one for post-mortem debugging) while other seeds run.
+    del request.node.stash[_world_key]
+    if not world.running:
+        world.release()
 
 
 @pytest.fixture

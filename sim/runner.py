@@ -58,7 +58,7 @@ def run_scenario(
 ) -> RunOutcome:
     """``progress`` is called with the virtual time, a hundred times over the run (it watches
     the clock from the kernel and changes nothing in the run: same seed, same trace hash)."""
-    with quiet("amqtt"):
+    with quiet("amqtt"), quiet("system.supervisor"):  # a supervised service's death is in the history
         return _run(scenario, scenario.seed if seed is None else seed, out=out, schedule=schedule, keep_trace=keep_trace, scenario_ref=scenario_ref, plots=plots, progress=progress)
 
 
@@ -86,6 +86,7 @@ def _run(scenario: Scenario, seed: int, *, out: Path | None, schedule: Schedule 
         trace=keep_trace,
     )
     history = History(clock=lambda: world.now)
+    world.at_end(history.seal)
     flavor = scenario.broker.flavor
 
     from system.broker import EmbeddedBroker

@@ -43,13 +43,13 @@ from sim.errors import BadInput, shown
 from sim.faults.schedule import FAULT_KINDS, MAX_SECONDS, Schedule, SwarmMix, TimedFault, swarm_schedule
 from sim.services import ServiceSet, check_sets
 
-# Hosts squall itself runs; user services may not take these names.
-RESERVED_HOSTS = {"broker", "monitor", "watcher", "main"}
-
 # Bounds no real run comes near: they are there so a typo (1e308, 1e-9) is an error, not a hang.
 MAX_FILE_BYTES = 1_000_000  # a scenario file; the shipped ones are about 1 kB
 MAX_READINGS = 10_000_000  # sensor readings one sim run may publish (rooms x sensors x duration / interval)
 MAX_SWARM_FAULTS = 10_000  # faults one swarm may draw (per_minute x minutes)
+
+# Hosts squall itself runs; user services may not take these names.
+RESERVED_HOSTS = {"broker", "monitor", "watcher", "main"}
 
 
 class NetworkParams(BaseModel):
@@ -84,6 +84,9 @@ class Workload(BaseModel):
     churn_every: float = Field(20.0, ge=0.1, le=MAX_SECONDS, description="seconds between the churner's drops, at least 0.1")
     churn_offline: float = Field(5.0, ge=0.01, le=MAX_SECONDS, description="seconds the churner stays away, at least 0.01")
     churn_topics: str = "fleet/#"
+    supervised: int = Field(0, ge=0, le=20, description="flaky services run by a system.Supervisor on host 'supervisor'")
+    supervised_lifetime: float = Field(20.0, gt=0, le=86400, description="mean seconds a flaky service lives before it dies")
+    supervised_stable_after: float = Field(60.0, gt=0, le=86400)
 
 
 class Scenario(BaseModel):
@@ -127,35 +130,16 @@ class Scenario(BaseModel):
             raise ValueError(f"memory_every: sample at most once a virtual second (got {self.memory_every:g}); set memory_every = 1 or more, or 0 for none")
         return self
 
-    @model_validator(mode="after")
-    def _services_named(self) -> "Scenario":
-        check_sets(self.services, RESERVED_HOSTS)
-        return self
-
-    @property
-    def runs_fleet(self) -> bool:
-        """The reference fleet runs when the scenario asks for it, or when it has nothing else."""
-        return self.fleet is not None or not self.services
-
-    @property
-    def judges_wire(self) -> bool:
-        """Record the broker's wire and judge it: asked for, or a scenario with user services."""
-        return self.checks.wire if self.checks.wire is not None else bool(self.services)
-
-    def check_facts(self) -> dict[str, Any]:
-        """What the checks need to know about this scenario (``RunFacts.extras``)."""
-        return {"fleet": self.runs_fleet, "wire": self.judges_wire, "durable": self.broker.durable and self.broker.flavor == "squall"}
-
-    def service_hosts(self) -> list[str]:
-        return [h for s in self.services for h in s.hosts()]
-
     def check_size(self) -> None:
         """Refuse a run too big to ever finish (the fleet's readings, the swarm's faults)."""
-        from system.fleet import FleetConfig
+        if self.runs_fleet:
+            from system.fleet import FleetConfig
 
-        fleet = FleetConfig(**(self.fleet or {}))
-        readings = fleet.rooms * fleet.sensors_per_room * self.duration / fleet.telemetry_interval
-        if self.runs_fleet and readings > MAX_READINGS:
+            fleet = FleetConfig(**(self.fleet or {}))
+            readings = fleet.rooms * fleet.sensors_per_room * self.duration / fleet.telemetry_interval
+        else:
+            readings = 0.0
+        if readings > MAX_READINGS:
             raise BadInput(
                 f"fleet: this run would publish about {readings:,.0f} sensor readings (rooms x sensors_per_room x duration / telemetry_interval), "
                 f"at most {MAX_READINGS:,}; lower duration, rooms or sensors_per_room, or raise telemetry_interval"
@@ -191,7 +175,7 @@ class Scenario(BaseModel):
                 check(f"faults[{i}].b", f.b)  # type: ignore[union-attr]
             else:
                 check(f"faults[{i}].host", [f.host])  # type: ignore[union-attr]
-        if self.runs_fleet:  # whose deliveries the fleet's checks count; user services are judged on the wire
+        if self.runs_fleet:  # the fleet's receivers; user services are judged on the wire
             check("checks.receivers", self.checks.receivers)
         if self.swarm is not None:
             for field in ("crash_hosts", "partition_hosts", "skew_hosts"):
@@ -208,6 +192,28 @@ class Scenario(BaseModel):
         scenario = self.model_copy(update={"duration": duration})
         scenario.check_size()
         return scenario
+
+    @model_validator(mode="after")
+    def _services_named(self) -> "Scenario":
+        check_sets(self.services, RESERVED_HOSTS)
+        return self
+
+    @property
+    def runs_fleet(self) -> bool:
+        """The reference fleet runs when the scenario asks for it, or when it has nothing else."""
+        return self.fleet is not None or not self.services
+
+    @property
+    def judges_wire(self) -> bool:
+        """Record the broker's wire and judge it: asked for, or a scenario with user services."""
+        return self.checks.wire if self.checks.wire is not None else bool(self.services)
+
+    def check_facts(self) -> dict[str, Any]:
+        """What the checks need to know about this scenario (``RunFacts.extras``)."""
+        return {"fleet": self.runs_fleet, "wire": self.judges_wire, "durable": self.broker.durable and self.broker.flavor == "squall"}
+
+    def service_hosts(self) -> list[str]:
+        return [h for s in self.services for h in s.hosts()]
 
     def schedule(self, seed: int) -> Schedule:
         """The faults of a run with this seed: the explicit ones plus the swarm's draw."""
@@ -362,7 +368,8 @@ def load_scenario(ref: str | Path) -> Scenario:
             raise BadInput(f"scenario file {shown(str(ref), 120)} not found; shipped scenarios: {', '.join(shipped())}")
         if not path.is_file():
             raise BadInput(f"scenario {shown(str(ref), 120)} is not a regular file; give a .toml file or one of {', '.join(shipped())}")
-        return with_pythonpath(parse_scenario(_read(path), str(path)), path.resolve().parent)
+        scenario = parse_scenario(_read(path), str(path))
+        return with_pythonpath(scenario, path.resolve().parent)
     name = str(ref)
     if name not in shipped():
         raise BadInput(f"unknown scenario {shown(repr(name), 80)}: give a .toml path or one of {', '.join(shipped())}")

@@ -17,6 +17,10 @@ from sim.checks._delivery import loss, check_duplicates, check_latency, check_or
 from sim.checks._index import Index
 from sim.checks._liveness import check_liveness
 from sim.checks._memory import check_memory
+from sim.checks._reconnect import check_reconnect
+from sim.checks._restore import check_restore
+from sim.checks._resubscribe import check_resubscribe
+from sim.checks._supervisor import check_supervisor
 from sim.checks._model import CheckConfig, CheckResult, CustomCheck, Record, RunFacts, quantile, topic_matches
 from sim.checks._wire import WIRE_CHECKS, run_wire_checks, wire_metrics
 
@@ -35,13 +39,17 @@ CHECKS: dict[str, Callable[[Index, RunFacts], CheckResult]] = {
     "commands": check_commands,
     "availability": check_availability,
     "liveness": check_liveness,
+    "restore": check_restore,
+    "reconnect": check_reconnect,
+    "resubscribe": check_resubscribe,
+    "supervisor": check_supervisor,
     "memory": check_memory,
 }
 
 
 # Checks that read the reference fleet's own observer records: a scenario of user services
 # only (no [fleet]) has none of those, so it skips them and is judged on the wire instead.
-FLEET_ONLY = {"qos1_loss", "qos0_loss", "duplicates", "order", "latency", "commands", "availability", "liveness"}
+FLEET_ONLY = {"qos1_loss", "qos0_loss", "duplicates", "order", "latency", "commands", "availability", "liveness", "restore", "reconnect", "resubscribe", "supervisor"}
 
 
 def run_checks(history: Iterable[Record], cfg: CheckConfig, facts: RunFacts) -> list[CheckResult]:

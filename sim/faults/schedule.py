@@ -8,7 +8,9 @@ Faults, by kind:
 - ``toxic``: a Toxiproxy toxic on a target (``"host:port"`` or ``"a<->b"``); removed after duration.
 - ``down``: the target disabled (Toxiproxy's enabled=false); re-enabled after duration.
 - ``partition``: host sets a and b cut apart (``oneway``: only a->b); healed after duration.
-- ``crash``: a host crashes; restarted after duration (never, without one).
+- ``crash``: a host crashes; restarted after duration (never, without one). ``mode = "hard"``
+  (the default) is a SIGKILL: none of its code runs again, not even ``finally:``;
+  ``"graceful"`` cancels its tasks, so their cleanup runs (an orderly stop).
 - ``skew``: a host's wall clock offset (and drift); back to true after duration.
 """
 
@@ -80,15 +82,16 @@ class PartitionFault(_Fault):
 class CrashFault(_Fault):
     kind: Literal["crash"] = "crash"
     host: str
+    mode: Literal["hard", "graceful"] = "hard"
 
     def start(self, world: "World") -> None:
-        world.crash(self.host)
+        world.crash(self.host, hard=self.mode == "hard")
 
     def stop(self, world: "World") -> None:
         world.restart(self.host)
 
     def label(self) -> str:
-        return f"crash {self.host}"
+        return f"crash {self.host}" if self.mode == "hard" else f"stop {self.host}"
 
 
 class SkewFault(_Fault):
@@ -183,6 +186,7 @@ class SwarmMix(BaseModel):
         default_factory=lambda: ["latency", "bandwidth", "slicer", "reset_peer", "timeout", "limit_data"], min_length=1, description=f"toxics to draw from: some of {', '.join(TOXIC_TYPES)}"
     )
     crash_hosts: list[str] = Field(default_factory=list)
+    crash_mode: Literal["hard", "graceful"] = Field("hard", description="hard: SIGKILL, no cleanup runs; graceful: tasks cancelled")
     partition_hosts: list[str] = Field(default_factory=list)
     targets: list[str] = Field(default_factory=list)
     skew_hosts: list[str] = Field(default_factory=list)
@@ -237,7 +241,7 @@ def swarm_schedule(seed: int, duration: float, mix: SwarmMix, *, start: float = 
             cut = rng.randint(1, len(hosts) - 1)
             fault = PartitionFault(a=sorted(hosts[:cut]), b=sorted(hosts[cut:]), oneway=rng.random() < 0.25)
         elif kind == "crash":
-            fault = CrashFault(host=rng.choice(mix.crash_hosts))
+            fault = CrashFault(host=rng.choice(mix.crash_hosts), mode=mix.crash_mode)
         else:
             fault = SkewFault(host=rng.choice(mix.skew_hosts), offset=round(rng.uniform(-300, 300), 3), drift=round(rng.uniform(-0.001, 0.001), 6))
         faults.append(TimedFault(at=at, duration=length, fault=fault))

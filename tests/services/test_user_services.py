@@ -30,7 +30,7 @@ def test_a_run_judges_the_users_services_on_the_wire(project: Path) -> None:
     assert got.returncode == 0, got.stdout + got.stderr
     report = json.loads((project / "run" / "report.json").read_text())
     names = {c["name"]: c for c in report["checks"]}
-    for name in ("wire_delivery", "wire_duplicates", "wire_order", "wire_latency", "resubscribe", "wills", "comes_back", "heard_sensor_0", "heard_sensor_1"):
+    for name in ("wire_delivery", "wire_duplicates", "wire_order", "wire_latency", "wire_resubscribe", "wire_wills", "wire_sessions", "wire_comes_back", "heard_sensor_0", "heard_sensor_1"):
         assert names[name]["ok"], names[name]
     assert "qos1_loss" not in names and "commands" not in names  # the fleet's checks: no fleet here
     assert report["metrics"]["published"] > 50 and report["metrics"]["delivered"] > 0
@@ -59,7 +59,7 @@ def test_a_sweep_finds_the_planted_bug_and_replay_and_shrink_work(project: Path)
     summary = json.loads((project / "sweep-bad" / "sweep.json").read_text())
     assert summary["failed"], "the planted bug went unnoticed"
     first = next(r for r in summary["runs"] if not r["ok"])
-    assert "resubscribe" in first["failed"]
+    assert "wire_resubscribe" in first["failed"]
     assert "counter reconnected" in first["first_failure"] and "readings/#" in first["first_failure"]
     assert f"squall sim run buggy.toml --seed {first['seed']}" in bad.stdout
 
@@ -72,7 +72,7 @@ def test_a_sweep_finds_the_planted_bug_and_replay_and_shrink_work(project: Path)
     rerun = squall("sim", "run", str(run_dir / "shrunk.toml"), "--seed", str(first["seed"]), "--out", "shrunk-run", cwd=project)
     assert rerun.returncode == 1, rerun.stdout
     report = json.loads((project / "shrunk-run" / "report.json").read_text())
-    assert not next(c for c in report["checks"] if c["name"] == "resubscribe")["ok"]
+    assert not next(c for c in report["checks"] if c["name"] == "wire_resubscribe")["ok"]
     assert len(report["faults"]) <= len(json.loads((run_dir / "report.json").read_text())["faults"])
 
 
@@ -165,7 +165,7 @@ def test_aiomqtt_and_paho_services_run_every_way_and_the_bug_is_found(tmp_path: 
     bad = squall("sim", "sweep", "buggy.toml", "--seeds", "1-20", "--jobs", "2", "--out", "sweep-bad", cwd=project)
     assert bad.returncode == 1, bad.stdout[-3000:]
     first = next(r for r in json.loads((project / "sweep-bad" / "sweep.json").read_text())["runs"] if not r["ok"])
-    assert "resubscribe" in first["failed"] and f"squall sim run buggy.toml --seed {first['seed']}" in bad.stdout
+    assert "wire_resubscribe" in first["failed"] and f"squall sim run buggy.toml --seed {first['seed']}" in bad.stdout
     run_dir = project / first["run_dir"]
     assert squall("sim", "replay", str(run_dir), cwd=project).returncode == 0
     squall("sim", "shrink", str(run_dir), "--runs", "20", cwd=project)

@@ -85,7 +85,7 @@ def test_watching_the_wire_changes_nothing_in_the_run() -> None:
     assert plain.report["trace_hash"] == seen.report["trace_hash"]
     assert not any(r["event"] == "mqtt" for r in plain.history.records)
     assert sum(r["event"] == "mqtt" for r in seen.history.records) > 100
-    assert {"wire_delivery", "resubscribe"} <= {c["name"] for c in seen.report["checks"]}
+    assert {"wire_delivery", "wire_resubscribe"} <= {c["name"] for c in seen.report["checks"]}
 
 
 # ---- the checks, over hand-written records
