@@ -138,6 +138,9 @@ def init(
     """Starter files to test your own services: squall.toml, squall_checks.py, tests/test_squall.py."""
     from sim.starter import write_starter
 
+    for parent in folder.parents:  # a folder under a file: one line, not a traceback
+        if parent.exists() and not parent.is_dir():
+            raise BadInput(f"{folder}: {parent} is a file, not a folder; give a folder for the starter files")
     for path, written in write_starter(folder, package):
         print(f"{'wrote' if written else 'kept '} {path}")
     print(f"next: cd {folder} && squall sim run squall.toml && python -m pytest tests/test_squall.py")
@@ -191,8 +194,8 @@ def broker(
     ),
     only: Optional[str] = typer.Option(None, help="With --conformance: only statements whose name contains this."),
     seed: Optional[int] = typer.Option(None, help="With --conformance: seed for client ids and topic names."),
-    user: Optional[str] = typer.Option(None, help="With --against: NAME:PASSWORD the broker accepts (credential checks)."),
-    denied_filter: Optional[str] = typer.Option(None, help="With --against: a filter the ACL denies that user."),
+    user: Optional[str] = typer.Option(None, help="NAME:PASSWORD the broker accepts (with --against: the one it has)."),
+    denied_filter: Optional[str] = typer.Option(None, help="A filter that --user may not use (with --against: the one it has)."),
 ) -> None:
     """The embedded MQTT broker standalone until Ctrl-C, or --conformance: the statement table (exit 1 on a failure)."""
     from system.broker._standalone import UsageError, conformance as run_conformance, serve
@@ -201,7 +204,8 @@ def broker(
         raise BadInput("--against only makes sense with --conformance; add --conformance")
     try:
         code = (
-            run_conformance(against, flavor, only, seed, user, denied_filter) if conformance else serve(host, port, flavor)
+            run_conformance(against, flavor, only, seed, user, denied_filter)
+            if conformance else serve(host, port, flavor, user=user, denied_filter=denied_filter)
         )
     except UsageError as exc:
         raise BadInput(str(exc)) from None

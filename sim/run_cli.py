@@ -37,7 +37,7 @@ def _print_report(report: dict, out: Path) -> None:
     console.print(f"[bold]{report['scenario']}[/bold] {report['mode']} seed {report['seed']}: {report['virtual_seconds']:g} virtual s in {report['wall_seconds']:.2f} wall s ({ratio:.0f}x)")
     console.print(f"published {m['published']}  delivered {m['delivered']}  lost {m['lost']}  duplicated {m['duplicated']}  reconnects {m['reconnects']}  latency p50/p95/p99 {m['latency_ms']['p50']}/{m['latency_ms']['p95']}/{m['latency_ms']['p99']} ms")
     for c in report["checks"]:
-        mark = "[green]ok[/green]    " if c["ok"] else "[red]FAILED[/red]"
+        mark = "[red]FAILED[/red]" if not c["ok"] else ("[yellow]skipped[/yellow]" if c.get("skipped") else "[green]ok[/green]    ")
         console.print(f"  {mark} {c['name']}: {c['detail']}", highlight=False)
     if report.get("trace_hash"):
         console.print(f"trace_hash {report['trace_hash']}")
