@@ -28,10 +28,12 @@ def nightly(out: Path | None, duration: float, seeds: str, sweep_scenario: str, 
     # Every argument is checked before the first run: a nightly must not fail an hour in on a typo.
     seed_list = parse_seeds(seeds)
     load_scenario(sweep_scenario)
-    # Shipped names, or scenario files of your own (a .toml path).
+    # Shipped names, or scenario files of your own (a .toml path), each loaded now.
     files = [n.strip() for n in (only or "").split(",") if n.strip().endswith(".toml")]
     rest = ",".join(n for n in (only or "").split(",") if n.strip() and not n.strip().endswith(".toml"))
     names = (pick("--scenarios", rest, shipped()) if rest or not files else []) + files
+    for f in files:
+        load_scenario(f)
     preflight(broker_url, upstream, os.environ.get("TOXIPROXY_URL"))
     out = out_dir(out or Path("squall-runs") / f"nightly-{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}")
     console = people()

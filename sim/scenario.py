@@ -38,15 +38,15 @@ from typing import Any, Iterable, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sim._scenario_errors import explain, filter_problem, non_finite
-from sim.checks import CHECKS, CheckConfig
+from sim.checks import CHECKS, WIRE_CHECKS, CheckConfig
 from sim.errors import BadInput, shown
 from sim.faults.schedule import MAX_SECONDS, Schedule, SwarmMix, TimedFault, swarm_schedule
+from sim.services import ServiceSet, check_sets
 
 # Bounds no real run comes near: they are there so a typo (1e308, 1e-9) is an error, not a hang.
 MAX_FILE_BYTES = 1_000_000  # a scenario file; the shipped ones are about 1 kB
 MAX_READINGS = 10_000_000  # sensor readings one sim run may publish (rooms x sensors x duration / interval)
 MAX_SWARM_FAULTS = 10_000  # faults one swarm may draw (per_minute x minutes)
-from sim.services import ServiceSet, check_sets
 
 # Hosts squall itself runs; user services may not take these names.
 RESERVED_HOSTS = {"broker", "monitor", "watcher", "main"}
@@ -98,7 +98,7 @@ class Scenario(BaseModel):
     seed: int = 1
     broker: BrokerParams = Field(default_factory=BrokerParams)
     fleet: dict[str, Any] | None = Field(None, description="the reference fleet; runs when given, or when there are no [[services]]")
-    services: list[ServiceSet] = Field(default_factory=list)
+    services: list[ServiceSet] = Field(default_factory=list, max_length=1000)
     pythonpath: list[str] = Field(default_factory=list, description="folders searched for service and check entries (default: the scenario file's folder)")
     network: NetworkParams = Field(default_factory=NetworkParams)
     workload: Workload = Field(default_factory=Workload)
@@ -114,9 +114,10 @@ class Scenario(BaseModel):
         for i, f in enumerate(self.faults):
             if f.at >= self.duration:
                 raise ValueError(f"faults[{i}] starts at {f.at:g}s, after the run ends ({self.duration:g}s)")
-        unknown = [name for name in self.checks.skip if name not in CHECKS]
+        known_checks = [*CHECKS, *WIRE_CHECKS]
+        unknown = [name for name in self.checks.skip if name not in known_checks]
         if unknown:
-            raise ValueError(f"checks.skip: unknown check {shown(repr(unknown[0]), 40)}; choose from {', '.join(CHECKS)}")
+            raise ValueError(f"checks.skip: unknown check {shown(repr(unknown[0]), 40)}; choose from {', '.join(known_checks)}")
         bad_filter = filter_problem(self.checks.topics)
         if bad_filter:
             raise ValueError(f"checks.topics: {shown(repr(self.checks.topics), 60)} is not an MQTT topic filter ({bad_filter}); e.g. topics = \"fleet/+/+/telemetry/#\"")
