@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sim._trace import TraceEvent
-from sim.history import write_jsonl
 from sim.scenario import to_toml
 
 if TYPE_CHECKING:
