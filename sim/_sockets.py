@@ -24,12 +24,15 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import select
 import socket
 import threading
+import time
 from asyncio import events
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from sim._network import _LOCAL_NAMES, RECEIVE_WINDOW
 from sim.errors import Unsupported
@@ -41,11 +44,13 @@ if TYPE_CHECKING:
 
 FD_BASE = 1 << 30
 SEND_BUFFER = 256 * 1024  # bytes queued beyond the peer's window before send() says EAGAIN
+SPIN = 0.001  # virtual seconds one poll of a ready watcher that moves no bytes costs
 _real_socket = socket.socket
 _real_create_connection = socket.create_connection
 _real_socketpair = socket.socketpair
 _real_select = select.select
 _real_thread_start = threading.Thread.start
+_real_sleep = time.sleep
 _WAY_OUT = (
     "call sock.setblocking(False) and wait with loop.add_reader/add_writer (paho-mqtt: drive it from asyncio "
     "as aiomqtt does, not with loop(), loop_start() or loop_forever()), or run this code in chaos mode"
@@ -59,7 +64,7 @@ def _would_block(what: str) -> Unsupported:
 class _Protocol(asyncio.Protocol):
     """Carries one simulated connection's events into its socket."""
 
-    def __init__(self, sock: "SimSocket") -> None:
+    def __init__(self, sock: SimSocket) -> None:
         self.sock = sock
 
     def connection_made(self, transport: Any) -> None:
@@ -95,7 +100,7 @@ class _Protocol(asyncio.Protocol):
 class _PairEnd:
     """One end of ``socket.socketpair()``: an in-memory transport to the other end."""
 
-    def __init__(self, sock: "SimSocket") -> None:
+    def __init__(self, sock: SimSocket) -> None:
         self.sock = sock
         self.peer: _PairEnd | None = None
         self._dead = False
@@ -129,7 +134,7 @@ class _PairEnd:
 class SimSocket(_real_socket):
     """A TCP socket on a simulated host. A subclass of `socket.socket` with no OS descriptor."""
 
-    def __init__(self, world: "World", host: "Host", family: int = socket.AF_INET, type: int = socket.SOCK_STREAM, proto: int = 0) -> None:  # noqa: A002
+    def __init__(self, world: World, host: Host, family: int = socket.AF_INET, type: int = socket.SOCK_STREAM, proto: int = 0) -> None:
         # socket.socket.__init__ would open a real descriptor: never called.
         self._world = world
         self._host = host
@@ -154,7 +159,8 @@ class SimSocket(_real_socket):
         self._options: dict[tuple[int, int], Any] = {}
         self._reader: events.Handle | None = None
         self._writer: events.Handle | None = None
-        self._firing = False
+        self._pending: events.Handle | None = None  # the next _fire, if scheduled
+        self._moved = 0  # calls that moved bytes or delivered EOF or an error
 
     # -- what socket.socket's C layer would answer -------------------------------------------
     @property
@@ -219,8 +225,11 @@ class SimSocket(_real_socket):
         self._bound = (self._host.name, port)
 
     def connect(self, address: Any) -> None:
-        if self.connect_ex(address) not in (0, errno.EINPROGRESS):
-            raise self._take_error()
+        code = self.connect_ex(address)
+        if code == errno.EINPROGRESS:
+            raise BlockingIOError(errno.EINPROGRESS, "Operation now in progress")
+        if code:
+            raise OSError(code, os.strerror(code))
 
     def connect_ex(self, address: Any) -> int:
         if self._ep is not None or self._waiter is not None:
@@ -262,12 +271,13 @@ class SimSocket(_real_socket):
         self._changed()
         return child._protocol
 
-    def accept(self) -> tuple["SimSocket", tuple[str, int]]:
+    def accept(self) -> tuple[SimSocket, tuple[str, int]]:
         if not self._backlog:
             if self._timeout != 0.0:
                 raise _would_block("accept()")
             raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
         child = self._backlog.pop(0)
+        self._moved += 1
         return child, child.getpeername()
 
     # -- bytes ------------------------------------------------------------------------------------
@@ -277,6 +287,7 @@ class SimSocket(_real_socket):
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         rx = self._rx
+        self._moved += 1
         if rx:
             data = bytes(rx[:bufsize])
             del rx[:bufsize]
@@ -288,6 +299,7 @@ class SimSocket(_real_socket):
             raise self._take_error()
         if self._eof or self._sim_closed:
             return b""
+        self._moved -= 1
         if self._timeout != 0.0:
             raise _would_block("recv()")
         raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
@@ -300,6 +312,7 @@ class SimSocket(_real_socket):
 
     def send(self, data: Any, flags: int = 0) -> int:
         if self._error is not None:
+            self._moved += 1
             raise self._take_error()
         if self._sim_closed:
             raise OSError(errno.EBADF, "Bad file descriptor")
@@ -312,6 +325,7 @@ class SimSocket(_real_socket):
                 raise _would_block("send()")
             raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
         chunk = bytes(memoryview(data).cast("B")[:room])
+        self._moved += 1
         ep.write(chunk)  # type: ignore[union-attr]
         return len(chunk)
 
@@ -347,7 +361,7 @@ class SimSocket(_real_socket):
     def detach(self) -> int:
         raise Unsupported("detach() on a simulated socket: it has no OS descriptor to hand over")
 
-    def dup(self) -> "SimSocket":
+    def dup(self) -> SimSocket:
         raise Unsupported("dup() on a simulated socket: it has no OS descriptor to duplicate")
 
     def makefile(self, *args: Any, **kwargs: Any) -> Any:
@@ -378,28 +392,39 @@ class SimSocket(_real_socket):
         return False
 
     def _changed(self) -> None:
-        if not self._firing and (self._reader is not None or self._writer is not None):
-            self._firing = True
-            self._loop.call_soon(self._fire, context=self._host.context.copy())
+        if self._reader is None and self._writer is None:
+            return
+        pending = self._pending
+        if pending is not None:
+            if not isinstance(pending, events.TimerHandle):
+                return
+            pending.cancel()  # a spinning watcher gets news: run it now, not after the poll
+        self._pending = self._loop.call_soon(self._fire, context=self._host.context.copy())
 
     def _fire(self) -> None:
-        self._firing = False
+        self._pending = None
         if self._sim_closed or self._gone:
             return
-        ran = False
+        moved = self._moved
         reader = self._reader
         if reader is not None and not reader._cancelled and self._readable:
             reader._run()
-            ran = True
         writer = self._writer
         if writer is not None and not writer._cancelled and self._writable and not self._sim_closed:
             writer._run()
-            ran = True
-        if ran:
-            self._changed_if_ready()
+        if self._pending is not None or self._sim_closed:
+            return
+        # Level-triggered, as a selector is: still ready, so the watcher runs again next
+        # iteration. One that moved no bytes spins, as a real loop would, but a real spin
+        # costs time: poll it once per SPIN seconds, so the clock moves and timers fire
+        # (aiomqtt leaves its writer registered until its next write, and spins meanwhile).
+        if (self._reader is not None and self._readable) or (self._writer is not None and self._writable):
+            if self._moved != moved:
+                self._pending = self._loop.call_soon(self._fire, context=self._host.context.copy())
+            else:
+                self._pending = self._loop.call_later(SPIN, self._fire, context=self._host.context.copy())
 
     def _changed_if_ready(self) -> None:
-        # Level-triggered, as a selector is: ready on the next iteration too, until drained.
         if (self._reader is not None and self._readable) or (self._writer is not None and self._writable):
             self._changed()
 
@@ -424,7 +449,7 @@ class SocketTable:
         n = _number(fd)
         return n >= FD_BASE and n not in self.live
 
-    def watch(self, loop: "SimLoop", kind: str, fd: Any, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    def watch(self, loop: SimLoop, kind: str, fd: Any, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
         sock = self.find(fd)
         if sock is None:
             if self.retired(fd):
@@ -453,7 +478,7 @@ class SocketTable:
 
 
 # -- the patches, only while a run is active ---------------------------------------------------------
-def _here(world: "World", owner: int) -> "Host | None":
+def _here(world: World, owner: int) -> Host | None:
     if threading.get_ident() != owner:
         return None
     return world._host_var.get(None)
@@ -470,7 +495,7 @@ class _SocketMeta(type):
 
 
 @contextmanager
-def patched(world: "World") -> Iterator[None]:
+def patched(world: World) -> Iterator[None]:
     owner = threading.get_ident()
 
     def check_family(family: int, kind: int) -> None:
@@ -480,12 +505,12 @@ def patched(world: "World") -> Iterator[None]:
             raise Unsupported("UDP is not simulated yet: MQTT and squall use TCP only")
 
     class PatchedSocket(_real_socket, metaclass=_SocketMeta):
-        def __new__(cls, family: int = -1, type: int = -1, proto: int = -1, fileno: int | None = None) -> Any:  # noqa: A002
+        def __new__(cls, family: int = -1, type: int = -1, proto: int = -1, fileno: int | None = None) -> Any:
             host = _here(world, owner)
             if host is None or fileno is not None:
                 return _real_socket(family, type, proto, fileno)
             family = socket.AF_INET if family == -1 else family
-            type = socket.SOCK_STREAM if type == -1 else type  # noqa: A001
+            type = socket.SOCK_STREAM if type == -1 else type
             check_family(family, type)
             return SimSocket(world, host, family, type, max(proto, 0))
 
@@ -503,7 +528,7 @@ def patched(world: "World") -> Iterator[None]:
             raise
         return sock
 
-    def socketpair(family: Any = None, type: int = socket.SOCK_STREAM, proto: int = 0) -> Any:  # noqa: A002
+    def socketpair(family: Any = None, type: int = socket.SOCK_STREAM, proto: int = 0) -> Any:
         host = _here(world, owner)
         if host is None:
             return _real_socketpair(family, type, proto)
@@ -526,7 +551,17 @@ def patched(world: "World") -> Iterator[None]:
             )
         _real_thread_start(self)
 
+    def sleep(seconds: float) -> None:
+        if seconds > 0 and threading.get_ident() == owner and world.current_host() is not None:
+            raise Unsupported(
+                f"time.sleep({seconds!r}) on a simulated host would stop the whole world for real time and none of "
+                "virtual time: await asyncio.sleep() instead (paho-mqtt's loop_forever() sleeps between reconnects: "
+                "drive paho from asyncio as aiomqtt does, or run it in chaos mode)"
+            )
+        _real_sleep(seconds)
+
     socket.socket = PatchedSocket  # type: ignore[misc]
+    time.sleep = sleep
     socket.create_connection = create_connection
     socket.socketpair = socketpair
     select.select = select_
@@ -539,3 +574,4 @@ def patched(world: "World") -> Iterator[None]:
         socket.socketpair = _real_socketpair
         select.select = _real_select
         threading.Thread.start = _real_thread_start  # type: ignore[method-assign]
+        time.sleep = _real_sleep
