@@ -337,7 +337,7 @@ class SimSocket(_real_socket):
 
     def shutdown(self, how: int) -> None:
         ep = self._ep
-        if ep is None:
+        if ep is None or not self._connected:
             raise OSError(errno.ENOTCONN, "Transport endpoint is not connected")
         if how in (socket.SHUT_WR, socket.SHUT_RDWR):
             ep.write_eof()
@@ -355,8 +355,8 @@ class SimSocket(_real_socket):
             self._listener.close()
         if self._waiter is not None and not self._waiter.done():
             self._waiter.cancel()  # the network answers a late SYN-ACK with a reset
-        elif self._ep is not None:
-            self._ep.close()
+        elif self._connected:
+            self._ep.close()  # type: ignore[union-attr]
 
     def detach(self) -> int:
         raise Unsupported("detach() on a simulated socket: it has no OS descriptor to hand over")
