@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sim._trace import Divergence, first_divergence
@@ -16,6 +16,7 @@ class ReplayResult:
     expected: str
     got: str
     divergence: Divergence | None
+    environment_changes: list[str] = field(default_factory=list)  # recorded -> here, when they differ
 
 
 def read_run_dir(run_dir: Path) -> tuple[dict, "object"]:
@@ -31,7 +32,7 @@ def read_run_dir(run_dir: Path) -> tuple[dict, "object"]:
 
 
 def replay(run_dir: Path) -> ReplayResult:
-    from sim.report import load_trace
+    from sim.report import environment_changes, load_trace
     from sim.runner import run_scenario
 
     report, scenario = read_run_dir(run_dir)
@@ -44,4 +45,5 @@ def replay(run_dir: Path) -> ReplayResult:
         stored = load_trace(run_dir)
         if stored is not None and outcome.trace is not None:
             divergence = first_divergence(stored, outcome.trace.events)
-    return ReplayResult(got == report["trace_hash"], report["trace_hash"], got, divergence)
+    changes = environment_changes(report.get("environment"))
+    return ReplayResult(got == report["trace_hash"], report["trace_hash"], got, divergence, changes)
