@@ -60,6 +60,7 @@ _PLUMBING = frozenset(m.__file__ for m in (os, random, uuid, secrets) if m.__fil
 UPTIME = 1000.0  # what the virtual monotonic clock reads at virtual time 0
 _CLOCKS = {name: getattr(time, name) for name in ("monotonic", "monotonic_ns", "perf_counter", "perf_counter_ns")}
 _REAL = {id(fn): name for name, fn in _CLOCKS.items()}
+wall_clock = _CLOCKS["perf_counter"]  # the real perf_counter, for code that times a run from inside it
 _SKIP = frozenset(sys.stdlib_module_names) | {"sim", "squall", "_pytest", "pytest", "pluggy", "rich", "tqdm", "typer", "click", "time_machine"}
 _captured: list[tuple[dict, str, str]] = []  # (module dict, attribute, clock name) bound at import
 _scanned: set[str] = set()
