@@ -64,11 +64,16 @@ wall_clock = _CLOCKS["perf_counter"]  # the real perf_counter, for code that tim
 _SKIP = frozenset(sys.stdlib_module_names) | {"sim", "squall", "_pytest", "pytest", "pluggy", "rich", "tqdm", "typer", "click", "time_machine"}
 _captured: list[tuple[dict, str, str]] = []  # (module dict, attribute, clock name) bound at import
 _scanned: set[str] = set()
+_modules_seen = 0
 
 
 def _find_captured(virtual: dict[int, str]) -> list[tuple[dict, str, str]]:
     """Module globals bound to a clock function, real or this run's virtual one (a module
     imported during the run binds the virtual one); modules not seen before only (cheap)."""
+    global _modules_seen
+    if len(sys.modules) == _modules_seen:
+        return _captured  # no module imported since the last look
+    _modules_seen = len(sys.modules)
     for name, module in list(sys.modules.items()):
         if name in _scanned:
             continue

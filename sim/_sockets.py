@@ -478,10 +478,23 @@ class SocketTable:
 
 
 # -- the patches, only while a run is active ---------------------------------------------------------
-def _here(world: World, owner: int) -> Host | None:
-    if threading.get_ident() != owner:
+# Module-level, set up once: a run only fills the slot below (runs do not nest).
+_active: tuple[World, int] | None = None  # the running world, and the thread it runs on
+
+
+def _host() -> Host | None:
+    """The simulated host the caller runs on, if it is the run's thread and on a host."""
+    active = _active
+    if active is None or threading.get_ident() != active[1]:
         return None
-    return world._host_var.get(None)
+    return active[0]._host_var.get(None)
+
+
+def _check_family(family: int, kind: int) -> None:
+    if family == getattr(socket, "AF_UNIX", None):
+        raise Unsupported("Unix sockets are not simulated: connect to a host name and port")
+    if kind & socket.SOCK_DGRAM:
+        raise Unsupported("UDP is not simulated yet: MQTT and squall use TCP only")
 
 
 class _SocketMeta(type):
@@ -494,81 +507,82 @@ class _SocketMeta(type):
         return issubclass(sub, _real_socket)
 
 
+class _PatchedSocket(_real_socket, metaclass=_SocketMeta):
+    def __new__(cls, family: int = -1, type: int = -1, proto: int = -1, fileno: int | None = None) -> Any:
+        host = _host()
+        if host is None or fileno is not None:
+            return _real_socket(family, type, proto, fileno)
+        family = socket.AF_INET if family == -1 else family
+        type = socket.SOCK_STREAM if type == -1 else type
+        _check_family(family, type)
+        return SimSocket(host.world, host, family, type, max(proto, 0))
+
+
+def _create_connection(address: Any, timeout: Any = socket._GLOBAL_DEFAULT_TIMEOUT, source_address: Any = None, **kwargs: Any) -> Any:  # type: ignore[attr-defined]
+    host = _host()
+    if host is None:
+        return _real_create_connection(address, timeout, source_address, **kwargs)
+    sock = SimSocket(host.world, host)
+    if timeout is not socket._GLOBAL_DEFAULT_TIMEOUT:  # type: ignore[attr-defined]
+        sock.settimeout(timeout)
+    try:
+        sock.connect(address)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _socketpair(family: Any = None, type: int = socket.SOCK_STREAM, proto: int = 0) -> Any:
+    host = _host()
+    if host is None:
+        return _real_socketpair(family, type, proto)
+    a, b = SimSocket(host.world, host, socket.AF_UNIX, type, proto), SimSocket(host.world, host, socket.AF_UNIX, type, proto)
+    a._ep, b._ep = _PairEnd(a), _PairEnd(b)
+    a._ep.peer, b._ep.peer = b._ep, a._ep
+    return a, b
+
+
+def _select(rlist: Any, wlist: Any, xlist: Any, timeout: float | None = None) -> Any:
+    if _host() is not None and any(isinstance(s, SimSocket) for s in (*rlist, *wlist, *xlist)):
+        raise _would_block("select.select()")
+    return _real_select(rlist, wlist, xlist, timeout)
+
+
+def _thread_start(self: threading.Thread) -> None:
+    if _host() is not None:
+        raise Unsupported(
+            f"starting thread {self.name!r} inside the simulated world: a thread runs in real time, outside the "
+            "virtual clock (paho-mqtt's loop_start()/loop_forever(): drive paho from asyncio with "
+            "loop.add_reader/add_writer and loop_misc(), as aiomqtt does, or run it in chaos mode)"
+        )
+    _real_thread_start(self)
+
+
+def _sleep(seconds: float) -> None:
+    if seconds > 0 and _host() is not None:
+        raise Unsupported(
+            f"time.sleep({seconds!r}) on a simulated host would stop the whole world for real time and none of "
+            "virtual time: await asyncio.sleep() instead (paho-mqtt's loop_forever() sleeps between reconnects: "
+            "drive paho from asyncio as aiomqtt does, or run it in chaos mode)"
+        )
+    _real_sleep(seconds)
+
+
 @contextmanager
 def patched(world: World) -> Iterator[None]:
-    owner = threading.get_ident()
-
-    def check_family(family: int, kind: int) -> None:
-        if family == getattr(socket, "AF_UNIX", None):
-            raise Unsupported("Unix sockets are not simulated: connect to a host name and port")
-        if kind & socket.SOCK_DGRAM:
-            raise Unsupported("UDP is not simulated yet: MQTT and squall use TCP only")
-
-    class PatchedSocket(_real_socket, metaclass=_SocketMeta):
-        def __new__(cls, family: int = -1, type: int = -1, proto: int = -1, fileno: int | None = None) -> Any:
-            host = _here(world, owner)
-            if host is None or fileno is not None:
-                return _real_socket(family, type, proto, fileno)
-            family = socket.AF_INET if family == -1 else family
-            type = socket.SOCK_STREAM if type == -1 else type
-            check_family(family, type)
-            return SimSocket(world, host, family, type, max(proto, 0))
-
-    def create_connection(address: Any, timeout: Any = socket._GLOBAL_DEFAULT_TIMEOUT, source_address: Any = None, **kwargs: Any) -> Any:  # type: ignore[attr-defined]
-        host = _here(world, owner)
-        if host is None:
-            return _real_create_connection(address, timeout, source_address, **kwargs)
-        sock = SimSocket(world, host)
-        if timeout is not socket._GLOBAL_DEFAULT_TIMEOUT:  # type: ignore[attr-defined]
-            sock.settimeout(timeout)
-        try:
-            sock.connect(address)
-        except BaseException:
-            sock.close()
-            raise
-        return sock
-
-    def socketpair(family: Any = None, type: int = socket.SOCK_STREAM, proto: int = 0) -> Any:
-        host = _here(world, owner)
-        if host is None:
-            return _real_socketpair(family, type, proto)
-        a, b = SimSocket(world, host, socket.AF_UNIX, type, proto), SimSocket(world, host, socket.AF_UNIX, type, proto)
-        a._ep, b._ep = _PairEnd(a), _PairEnd(b)
-        a._ep.peer, b._ep.peer = b._ep, a._ep
-        return a, b
-
-    def select_(rlist: Any, wlist: Any, xlist: Any, timeout: float | None = None) -> Any:
-        if threading.get_ident() == owner and any(isinstance(s, SimSocket) for s in (*rlist, *wlist, *xlist)):
-            raise _would_block("select.select()")
-        return _real_select(rlist, wlist, xlist, timeout)
-
-    def thread_start(self: threading.Thread) -> None:
-        if threading.get_ident() == owner and world.current_host() is not None:
-            raise Unsupported(
-                f"starting thread {self.name!r} inside the simulated world: a thread runs in real time, outside the "
-                "virtual clock (paho-mqtt's loop_start()/loop_forever(): drive paho from asyncio with "
-                "loop.add_reader/add_writer and loop_misc(), as aiomqtt does, or run it in chaos mode)"
-            )
-        _real_thread_start(self)
-
-    def sleep(seconds: float) -> None:
-        if seconds > 0 and threading.get_ident() == owner and world.current_host() is not None:
-            raise Unsupported(
-                f"time.sleep({seconds!r}) on a simulated host would stop the whole world for real time and none of "
-                "virtual time: await asyncio.sleep() instead (paho-mqtt's loop_forever() sleeps between reconnects: "
-                "drive paho from asyncio as aiomqtt does, or run it in chaos mode)"
-            )
-        _real_sleep(seconds)
-
-    socket.socket = PatchedSocket  # type: ignore[misc]
-    time.sleep = sleep
-    socket.create_connection = create_connection
-    socket.socketpair = socketpair
-    select.select = select_
-    threading.Thread.start = thread_start  # type: ignore[method-assign]
+    global _active
+    _active = (world, threading.get_ident())
+    socket.socket = _PatchedSocket  # type: ignore[misc]
+    socket.create_connection = _create_connection
+    socket.socketpair = _socketpair
+    select.select = _select
+    threading.Thread.start = _thread_start  # type: ignore[method-assign]
+    time.sleep = _sleep
     try:
         yield
     finally:
+        _active = None
         socket.socket = _real_socket  # type: ignore[misc]
         socket.create_connection = _real_create_connection
         socket.socketpair = _real_socketpair
