@@ -11,6 +11,8 @@ import threading
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import sim
 from sim import World
@@ -230,3 +232,52 @@ def test_real_sockets_work_in_other_threads_during_a_run_and_everywhere_after_it
     assert got == [b"real"] and real_round_trip() == b"real"
     assert socket.socket.__module__ == "socket" and socket.create_connection.__module__ == "socket"
     server.close()
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    writes=st.lists(st.integers(1, 70_000), min_size=1, max_size=8),
+    bufsize=st.integers(1, 100_000),
+    seed=st.integers(0, 2**16),
+)
+def test_bytes_arrive_in_order_exactly_once_whatever_the_chunking(writes, bufsize, seed):
+    """Non-blocking sends of any sizes (some past the send buffer) and reads of any size."""
+    world = echo_world(seed)
+    payload = bytes(i % 251 for i in range(sum(writes)))
+
+    async def main():
+        await asyncio.sleep(1)
+        loop = asyncio.get_running_loop()
+        sock = socket.create_connection(("srv", 7))
+        sock.setblocking(False)
+        got, pos, chunks = bytearray(), 0, list(writes)
+        done = loop.create_future()
+
+        def on_read():
+            try:
+                while data := sock.recv(bufsize):
+                    got.extend(data)
+            except BlockingIOError:
+                pass
+            if len(got) == len(payload) and not done.done():
+                done.set_result(None)
+
+        def on_write():
+            nonlocal pos
+            try:
+                while chunks:
+                    end = pos + chunks[0]
+                    pos += sock.send(payload[pos:end])
+                    if pos == end:
+                        chunks.pop(0)
+            except BlockingIOError:
+                return
+            loop.remove_writer(sock)
+
+        loop.add_reader(sock, on_read)
+        loop.add_writer(sock, on_write)
+        await done
+        sock.close()
+        return bytes(got)
+
+    assert world.run(main).value == payload
