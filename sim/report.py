@@ -49,8 +49,8 @@ def environment() -> dict[str, str | None]:
 
 def environment_changes(recorded: dict[str, str | None] | None) -> list[str]:
     """What differs between a run directory's environment and this one, one entry each."""
-    if not recorded:
-        return []
+    if not isinstance(recorded, dict):
+        return []  # not recorded (an older run directory), or not readable as one
     here = environment()
     return [f"{key} {recorded.get(key)} -> {here.get(key)}" for key in here if key in recorded and recorded.get(key) != here.get(key)]
 
