@@ -569,23 +569,26 @@ def _sleep(seconds: float) -> None:
     _real_sleep(seconds)
 
 
+_PATCHES = (
+    (socket, "socket", _PatchedSocket),
+    (socket, "create_connection", _create_connection),
+    (socket, "socketpair", _socketpair),
+    (select, "select", _select),
+    (threading.Thread, "start", _thread_start),
+    (time, "sleep", _sleep),
+)
+
+
 @contextmanager
 def patched(world: World) -> Iterator[None]:
     global _active
     _active = (world, threading.get_ident())
-    socket.socket = _PatchedSocket  # type: ignore[misc]
-    socket.create_connection = _create_connection
-    socket.socketpair = _socketpair
-    select.select = _select
-    threading.Thread.start = _thread_start  # type: ignore[method-assign]
-    time.sleep = _sleep
+    saved = [(owner, name, getattr(owner, name)) for owner, name, _ in _PATCHES]
+    for owner, name, replacement in _PATCHES:
+        setattr(owner, name, replacement)
     try:
         yield
     finally:
         _active = None
-        socket.socket = _real_socket  # type: ignore[misc]
-        socket.create_connection = _real_create_connection
-        socket.socketpair = _real_socketpair
-        select.select = _real_select
-        threading.Thread.start = _real_thread_start  # type: ignore[method-assign]
-        time.sleep = _real_sleep
+        for owner, name, original in saved:
+            setattr(owner, name, original)

@@ -13,6 +13,7 @@ from typing import Any, Awaitable, Callable
 
 from sim._pins import wall_clock
 from sim.bench._paired import in_turn, median, paired
+from sim.bench.amqtt_burst import timed_in_sim
 from system.broker import EmbeddedBroker
 
 Workload = Callable[[str, int, int, Callable[[str, Any], Any]], Awaitable[None]]
@@ -175,26 +176,8 @@ def run_real(library: str, messages: int) -> float:
 
 def run_sim(library: str, messages: int, seed: int = 1) -> tuple[float, str]:
     """Messages per wall second inside the simulated world, and the run's trace hash."""
-    from sim import World
-
-    world = World(seed=seed, trace=False)
-    started = asyncio.Event()
-
-    async def broker_main() -> None:
-        await EmbeddedBroker(host="0.0.0.0", port=1883).start()
-        started.set()
-        await asyncio.Event().wait()
-
-    world.host("broker").spawn(broker_main)
-
-    async def main() -> float:
-        await started.wait()
-        t0 = wall_clock()  # time.perf_counter is virtual in here
-        await LIBRARIES[library]("broker", 1883, messages, lambda h, fn: world.host(h).spawn(fn))
-        return wall_clock() - t0
-
-    result = world.run(main)
-    return messages / result.value, result.trace_hash
+    wall, trace_hash = timed_in_sim(lambda spawn: LIBRARIES[library]("broker", 1883, messages, spawn), seed)
+    return messages / wall, trace_hash
 
 
 def figure(quick: bool) -> dict[str, float]:

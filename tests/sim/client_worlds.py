@@ -166,7 +166,7 @@ async def amqtt_client(world: World, log: Log) -> None:
             log.connects.append(world.now)
             await client.subscribe([("t/am", 2)])
 
-            async def publish() -> None:
+            async def publish(client: MQTTClient = client) -> None:
                 nonlocal n
                 while True:
                     await client.publish("t/am", str(n).encode(), qos=n % 3)
@@ -183,7 +183,7 @@ async def amqtt_client(world: World, log: Log) -> None:
                     log.received.append((world.now, int(message.data), message.qos))
             finally:
                 publisher.cancel()
-        except (ConnectError, ClientError, OSError, asyncio.TimeoutError):
+        except (TimeoutError, ConnectError, ClientError, OSError):
             pass
         await asyncio.sleep(2)
 

@@ -5,15 +5,16 @@ aiomqtt 2.x, gmqtt and amqtt connect to the embedded broker, subscribe, publish 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import subprocess
 import sys
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from client_worlds import CLIENTS, run
 
 import sim
-from client_worlds import CLIENTS, run
 from sim import World
 
 HERE = Path(__file__).parent
@@ -105,7 +106,7 @@ def test_paho_keepalive_runs_on_the_virtual_clock():
     result = world.run(main)
     assert result.value is True
     assert 55 <= len(pings) <= 61
-    assert all(59 <= b - a <= 61 for a, b in zip(pings, pings[1:]))
+    assert all(59 <= b - a <= 61 for a, b in itertools.pairwise(pings))
 
 
 @pytest.mark.parametrize("library", ["paho", "aiomqtt", "gmqtt"])

@@ -12,7 +12,7 @@ import pytest
 
 
 def squall(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sim.cli", *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "sim.cli", *args], capture_output=True, text=True, timeout=300, check=False)
 
 
 @pytest.fixture(scope="module")
