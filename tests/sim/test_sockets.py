@@ -281,3 +281,22 @@ def test_bytes_arrive_in_order_exactly_once_whatever_the_chunking(writes, bufsiz
         return bytes(got)
 
     assert world.run(main).value == payload
+
+
+def test_a_released_world_lets_go_of_its_open_sockets():
+    import gc
+    import weakref
+
+    world = echo_world()
+    refs = []
+
+    async def main():
+        await asyncio.sleep(1)
+        sock = socket.create_connection(("srv", 7))  # never closed
+        asyncio.get_running_loop().add_reader(sock, lambda: None)
+        refs.append(weakref.ref(sock))
+
+    world.run(main)
+    world.release()
+    gc.collect()
+    assert refs[0]() is None
