@@ -82,8 +82,34 @@ def load_trace(run_dir: Path) -> list[TraceEvent] | None:
         return [TraceEvent(*json.loads(line)) for line in fh if line.strip()]
 
 
+_NAMES = ("id", "request", "subject", "client", "host", "room")
+"""The keys that name what broke a promise, most specific first."""
+
+
+def culprit(check: dict[str, Any]) -> str:
+    """For a failed check: the first message, request, client or host that broke the promise,
+    and the virtual time it did (``-`` for a check that passed)."""
+    if check["ok"]:
+        return "-"
+    first = check.get("first") or {}
+    parts = []
+    for key in _NAMES:
+        if first.get(key) is not None:
+            value = first[key]
+            parts.append(f"request {value}" if key == "request" else f"`{value}`")
+            if key in ("id", "request"):
+                who = first.get("client") or first.get("source")
+                if who:
+                    parts.append(f"({who})")
+            break
+    at = check.get("at", first.get("t"))
+    if at is not None:
+        parts.append(f"at t={at:.3f}s")
+    return " ".join(parts) or "-"
+
+
 def markdown(report: dict[str, Any]) -> str:
-    checks = sorted(report["checks"], key=lambda c: c["ok"])
+    checks = sorted(report["checks"], key=lambda c: (c["ok"], bool(c.get("skipped"))))
     m = report["metrics"]
     lat = m.get("latency_ms", {})
     verdict = "PASSED" if report["ok"] else "FAILED"
@@ -104,12 +130,13 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         "## Checks",
         "",
-        "| check | result | detail |",
-        "|---|---|---|",
+        "| check | result | first to break it | detail |",
+        "|---|---|---|---|",
     ]
     for c in checks:
         detail = str(c["detail"]).replace("|", "\\|")
-        lines.append(f"| {c['name']} | {'ok' if c['ok'] else '**FAILED**'} | {detail} |")
+        result = "**FAILED**" if not c["ok"] else ("skipped" if c.get("skipped") else "ok")
+        lines.append(f"| {c['name']} | {result} | {culprit(c)} | {detail} |")
     lines += ["", "## Faults", ""]
     if report.get("faults"):
         lines += ["| from (s) | until (s) | fault |", "|---|---|---|"]
@@ -118,5 +145,10 @@ def markdown(report: dict[str, Any]) -> str:
             lines.append(f"| {f['at']:g} | {until} | {f['label']} |")
     else:
         lines.append("None.")
-    lines += ["", "![timeline](timeline.png)", "", "![latency](latency.png)", "", "![reconnects](reconnects.png)", ""]
+    lines += ["", "![timeline](timeline.png)", "", "![latency](latency.png)", ""]
+    if m.get("reconnects"):
+        lines += ["![reconnects](reconnects.png)", ""]
+    else:
+        # An empty picture reads as a broken plot; say it in words.
+        lines += ["Reconnects: none in this run ([reconnects.png](reconnects.png) shows any disconnects).", ""]
     return "\n".join(lines)
