@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import platform
+import sys
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,12 +26,40 @@ if TYPE_CHECKING:
     from sim.runner import RunOutcome
 
 
+# What can make one seed schedule differently: the interpreter, and every library whose code
+# runs inside the world.
+_PACKAGES = ("squall", "amqtt", "paho-mqtt", "aiomqtt", "gmqtt", "simpy", "time-machine")
+
+
+def environment() -> dict[str, str | None]:
+    """The interpreter, platform and library versions a run was made with (None: not installed)."""
+    env: dict[str, str | None] = {
+        "python": platform.python_version(),
+        "implementation": sys.implementation.name,
+        "platform": platform.platform(),
+    }
+    for name in _PACKAGES:
+        try:
+            env[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            env[name] = None
+    return env
+
+
+def environment_changes(recorded: dict[str, str | None] | None) -> list[str]:
+    """What differs between a run directory's environment and this one, one entry each."""
+    if not isinstance(recorded, dict):
+        return []  # not recorded (an older run directory), or not readable as one
+    here = environment()
+    return [f"{key} {recorded.get(key)} -> {here.get(key)}" for key in here if key in recorded and recorded.get(key) != here.get(key)]
+
+
 def write_run(out: Path, outcome: "RunOutcome", *, plots: bool = True) -> None:
     out.mkdir(parents=True, exist_ok=True)
     report = outcome.report
     resolved = outcome.scenario.model_copy(update={"faults": list(outcome.schedule.faults), "swarm": None, "seed": report["seed"]})
     (out / "scenario.toml").write_text(to_toml(resolved))
-    report = {**report, "run_dir": str(out)}
+    report = {**report, "run_dir": str(out), "environment": environment()}
     (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=False, default=str) + "\n")
     (out / "report.md").write_text(markdown(report))
     outcome.history.dump(out / "history.jsonl")
@@ -87,6 +118,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"Replay: `{report['replay']}`",
         "",
         f"- broker: {report.get('broker')}",
+        *([f"- environment: {', '.join(f'{k} {v}' for k, v in report['environment'].items() if v)}"] if report.get("environment") else []),
         f"- virtual seconds: {report['virtual_seconds']:g}, wall seconds: {report['wall_seconds']:g}",
     ]
     if report.get("trace_hash"):

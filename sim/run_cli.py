@@ -80,9 +80,19 @@ def sweep_many(scenario_ref: str, seeds: str, jobs: int | None, out: Path, as_js
 
 
 def replay_dir(run_dir: Path) -> int:
-    from sim.replay import replay
+    from sim.replay import read_run_dir, replay
+    from sim.report import environment_changes
 
     _run_dir(run_dir, "make one with squall sim run SCENARIO --out DIR")
+    report, _ = read_run_dir(run_dir)
+    changes = environment_changes(report.get("environment"))
+    if changes:  # said first: it explains a different run better than the divergence does
+        console.print(
+            f"[yellow]recorded in a different environment[/yellow] ({'; '.join(changes)}): another interpreter or "
+            "library version may schedule the same seed differently; replay it where it was recorded",
+            highlight=False,
+            soft_wrap=True,
+        )
     with progress_console().status(f"replaying {run_dir} ..."):
         result = replay(run_dir)
     if result.same:
