@@ -7,8 +7,10 @@ first). TCP (``create_connection``, ``create_server`` and so ``asyncio.open_conn
 ``asyncio.start_server``) goes over the simulated network. ``run_in_executor`` and
 ``asyncio.to_thread`` run the function inline in zero virtual time.
 
-What is refused, each with a message naming the way out: raw sockets, fd watchers,
-subprocesses, UDP, Unix sockets, TLS, signal handlers.
+``add_reader``/``add_writer`` watch simulated sockets (`sim._sockets`), level-triggered.
+
+What is refused, each with a message naming the way out: ``loop.sock_*``, watching real
+descriptors, subprocesses, UDP, Unix sockets, TLS, signal handlers.
 
 When nothing at all is scheduled while a task still waits, that is a deadlock: the loop
 raises `sim.errors.Deadlock` naming every waiting task and where it waits.
@@ -25,6 +27,7 @@ from heapq import heapify, heappop, heappush
 from typing import TYPE_CHECKING, Any, Callable
 
 from sim._network import _RefusedUnsupported
+from sim._sockets import SocketTable
 from sim.errors import Deadlock, Livelock
 
 if TYPE_CHECKING:
@@ -123,6 +126,7 @@ class SimLoop(asyncio.BaseEventLoop):
         self._spins = 0
         self._timer_seq = 0
         self.livelock_limit = 500_000  # callbacks run without virtual time moving
+        self._sim_sockets = SocketTable()
 
     def set_debug(self, enabled: bool) -> None:
         super().set_debug(enabled)
@@ -329,6 +333,19 @@ class SimLoop(asyncio.BaseEventLoop):
     def set_default_executor(self, executor: Any) -> None:
         pass
 
+    # -- fd watchers: simulated sockets only (sim/_sockets.py) ----------------------------------
+    def add_reader(self, fd: Any, callback: Callable[..., Any], *args: Any) -> None:
+        self._sim_sockets.watch(self, "reader", fd, callback, args)
+
+    def add_writer(self, fd: Any, callback: Callable[..., Any], *args: Any) -> None:
+        self._sim_sockets.watch(self, "writer", fd, callback, args)
+
+    def remove_reader(self, fd: Any) -> bool:
+        return self._sim_sockets.unwatch("reader", fd)
+
+    def remove_writer(self, fd: Any) -> bool:
+        return self._sim_sockets.unwatch("writer", fd)
+
     # -- refused, each with the way out -------------------------------------------------------
     def _refuse(feature: str, what: str) -> Callable[..., Any]:  # type: ignore[misc]
         def refused(self: "SimLoop", *args: Any, **kwargs: Any) -> Any:
@@ -337,10 +354,6 @@ class SimLoop(asyncio.BaseEventLoop):
         refused.__name__ = what
         return refused
 
-    add_reader = _refuse("reader", "loop.add_reader()")
-    add_writer = _refuse("reader", "loop.add_writer()")
-    remove_reader = _refuse("reader", "loop.remove_reader()")
-    remove_writer = _refuse("reader", "loop.remove_writer()")
     sock_recv = _refuse("sock", "loop.sock_recv()")
     sock_recv_into = _refuse("sock", "loop.sock_recv_into()")
     sock_sendall = _refuse("sock", "loop.sock_sendall()")

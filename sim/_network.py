@@ -423,6 +423,20 @@ class Network:
 
     # -- connections ----------------------------------------------------------------------
     async def connect(self, here: "Host", factory: Callable[[], asyncio.BaseProtocol], name: str | None, port: int | None) -> tuple[Endpoint, asyncio.BaseProtocol]:
+        client = self.open(here, factory, name, port)
+        waiter: asyncio.Future[None] = client._connect_waiter  # type: ignore[attr-defined]
+        try:
+            await waiter
+        except BaseException:
+            if not waiter.done():
+                waiter.cancel()
+            client._closing = True
+            client._lost = True
+            raise
+        return client, client.protocol  # type: ignore[return-value]
+
+    def open(self, here: "Host", factory: Callable[[], asyncio.BaseProtocol], name: str | None, port: int | None) -> Endpoint:
+        """Send the SYN; ``endpoint._connect_waiter`` resolves when the connection is up or fails."""
         if port is None:
             raise ValueError("port is required to connect in the simulated world")
         target = self.resolve(name, here)
@@ -437,15 +451,7 @@ class Network:
         client._factory = factory  # type: ignore[attr-defined]
         self._trace.add(self.world.env._now, "connect", conn.id, f"{local[0]}:{local[1]}->{target.name}:{port}")
         self.world.links.syn(self, client, target, port)
-        try:
-            await waiter
-        except BaseException:
-            if not waiter.done():
-                waiter.cancel()
-            client._closing = True
-            client._lost = True
-            raise
-        return client, client.protocol  # type: ignore[return-value]
+        return client
 
     def deliver_syn(self, client: Endpoint, target: "Host", port: int) -> None:
         """A SYN arrives at target: accept it, or answer with a refusal."""
@@ -560,7 +566,6 @@ class _RefusedUnsupported:
 
     REASONS = {
         "sock": "raw socket operations (loop.sock_*) touch the OS; use asyncio streams or loop.create_connection",
-        "reader": "file-descriptor watching (add_reader/add_writer) touches the OS; use asyncio streams",
         "subprocess": "subprocesses run in real time outside the simulation; run that part in chaos mode",
         "datagram": "UDP is not simulated yet; MQTT and squall use TCP only",
         "unix": "Unix sockets are not simulated; connect to a host name and port",

@@ -118,7 +118,9 @@ def _ordered(services: list[Service]) -> list[Service]:
 
 
 def _monitor(broker_url: str, note: Callable[..., None]) -> Entry:
-    """Watches every client's retained availability, as a dashboard would."""
+    """Watches every client's retained availability, as a dashboard would. Its own connects
+    and disconnects are recorded (nothing else of its bus), so the availability check judges
+    only what it could see."""
 
     async def run(observer: Observer, disk: Path) -> None:
         from system.bus import BusClient, BusSettings
@@ -127,10 +129,14 @@ def _monitor(broker_url: str, note: Callable[..., None]) -> Entry:
             subject = msg.topic.rsplit("/", 1)[-1]
             status = (msg.data or {}).get("status") if isinstance(msg.data, dict) else None
             if subject != "monitor" and status:
-                note("availability", subject=subject, status=status)
+                note("availability", subject=subject, status=status, watcher="monitor")
+
+        def sight(event: Any) -> None:
+            if event.name in ("connect", "disconnect"):
+                observer(event)
 
         settings = BusSettings(url=broker_url, client_id="monitor", heartbeat_interval=0)
-        client = BusClient(settings, observer=lambda e: None, rng=random.Random("monitor"))
+        client = BusClient(settings, observer=sight, rng=random.Random("monitor"))
         await client.subscribe(f"{settings.prefix}/availability/+", seen)
         await client.start()
         await asyncio.Event().wait()

@@ -356,6 +356,7 @@ class World:
         self.links._toxics.clear()
         self.loop._ready.clear()
         self.loop._scheduled.clear()
+        self.loop._sim_sockets.live.clear()
         self.trace.events = []
 
     def at_end(self, fn: Callable[[], Any]) -> None:

@@ -35,16 +35,16 @@ class History:
             record["queued"] = round(record["queued"] - self._origin, 6)
         self.records.append(record)
 
-    def seal(self) -> None:
-        """Record no more system events (the run is over)."""
-        self._sealed = True
-
     def wire(self, record: dict[str, Any]) -> None:
         """The broker's wire tap: a flat record, stamped now (the cheap path: it runs per packet)."""
         if self._sealed:
             return
         record["t"] = round(self._clock() - self._origin, 6)
         self.records.append(record)
+
+    def seal(self) -> None:
+        """Record no more system events (the run is over)."""
+        self._sealed = True
 
     def note(self, event: str, **fields: Any) -> None:
         """Record something the runner itself saw (a fault, a sample)."""

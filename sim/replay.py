@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sim._trace import Divergence, TraceEvent, first_divergence
@@ -17,6 +17,7 @@ class ReplayResult:
     expected: str
     got: str
     divergence: Divergence | None
+    environment_changes: list[str] = field(default_factory=list)  # recorded -> here, when they differ
 
 
 def read_run_dir(run_dir: Path) -> tuple[dict, "object"]:
@@ -69,6 +70,7 @@ def _stored_trace(run_dir: Path, expected: str, got: str) -> list[TraceEvent] | 
 
 
 def replay(run_dir: Path) -> ReplayResult:
+    from sim.report import environment_changes
     from sim.runner import run_scenario
 
     report, scenario = read_run_dir(run_dir)
@@ -81,4 +83,5 @@ def replay(run_dir: Path) -> ReplayResult:
         stored = _stored_trace(run_dir, report["trace_hash"], got)
         if stored is not None and outcome.trace is not None:
             divergence = first_divergence(stored, outcome.trace.events)
-    return ReplayResult(got == report["trace_hash"], report["trace_hash"], got, divergence)
+    changes = environment_changes(report.get("environment"))
+    return ReplayResult(got == report["trace_hash"], report["trace_hash"], got, divergence, changes)

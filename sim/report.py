@@ -13,15 +13,45 @@ from __future__ import annotations
 
 import gzip
 import json
+import platform
+import sys
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sim._trace import TraceEvent
-from sim.history import write_jsonl
 from sim.scenario import to_toml
 
 if TYPE_CHECKING:
     from sim.runner import RunOutcome
+
+
+# What can make one seed schedule differently: the interpreter, and every library whose code
+# runs inside the world.
+_PACKAGES = ("squall", "amqtt", "paho-mqtt", "aiomqtt", "gmqtt", "simpy", "time-machine")
+
+
+def environment() -> dict[str, str | None]:
+    """The interpreter, platform and library versions a run was made with (None: not installed)."""
+    env: dict[str, str | None] = {
+        "python": platform.python_version(),
+        "implementation": sys.implementation.name,
+        "platform": platform.platform(),
+    }
+    for name in _PACKAGES:
+        try:
+            env[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            env[name] = None
+    return env
+
+
+def environment_changes(recorded: dict[str, str | None] | None) -> list[str]:
+    """What differs between a run directory's environment and this one, one entry each."""
+    if not isinstance(recorded, dict):
+        return []  # not recorded (an older run directory), or not readable as one
+    here = environment()
+    return [f"{key} {recorded.get(key)} -> {here.get(key)}" for key in here if key in recorded and recorded.get(key) != here.get(key)]
 
 
 def write_run(out: Path, outcome: "RunOutcome", *, plots: bool = True) -> None:
@@ -29,7 +59,7 @@ def write_run(out: Path, outcome: "RunOutcome", *, plots: bool = True) -> None:
     report = outcome.report
     resolved = outcome.scenario.model_copy(update={"faults": list(outcome.schedule.faults), "swarm": None, "seed": report["seed"]})
     (out / "scenario.toml").write_text(to_toml(resolved))
-    report = {**report, "run_dir": str(out)}
+    report = {**report, "run_dir": str(out), "environment": environment()}
     (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=False, default=str) + "\n")
     (out / "report.md").write_text(markdown(report))
     outcome.history.dump(out / "history.jsonl")
@@ -51,8 +81,34 @@ def load_trace(run_dir: Path) -> list[TraceEvent] | None:
         return [TraceEvent(*json.loads(line)) for line in fh if line.strip()]
 
 
+_NAMES = ("id", "request", "subject", "client", "host", "room")
+"""The keys that name what broke a promise, most specific first."""
+
+
+def culprit(check: dict[str, Any]) -> str:
+    """For a failed check: the first message, request, client or host that broke the promise,
+    and the virtual time it did (``-`` for a check that passed)."""
+    if check["ok"]:
+        return "-"
+    first = check.get("first") or {}
+    parts = []
+    for key in _NAMES:
+        if first.get(key) is not None:
+            value = first[key]
+            parts.append(f"request {value}" if key == "request" else f"`{value}`")
+            if key in ("id", "request"):
+                who = first.get("client") or first.get("source")
+                if who:
+                    parts.append(f"({who})")
+            break
+    at = check.get("at", first.get("t"))
+    if at is not None:
+        parts.append(f"at t={at:.3f}s")
+    return " ".join(parts) or "-"
+
+
 def markdown(report: dict[str, Any]) -> str:
-    checks = sorted(report["checks"], key=lambda c: c["ok"])
+    checks = sorted(report["checks"], key=lambda c: (c["ok"], bool(c.get("skipped"))))
     m = report["metrics"]
     lat = m.get("latency_ms", {})
     verdict = "PASSED" if report["ok"] else "FAILED"
@@ -62,6 +118,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"Replay: `{report['replay']}`",
         "",
         f"- broker: {report.get('broker')}",
+        *([f"- environment: {', '.join(f'{k} {v}' for k, v in report['environment'].items() if v)}"] if report.get("environment") else []),
         f"- virtual seconds: {report['virtual_seconds']:g}, wall seconds: {report['wall_seconds']:g}",
     ]
     if report.get("trace_hash"):
@@ -72,12 +129,13 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         "## Checks",
         "",
-        "| check | result | detail |",
-        "|---|---|---|",
+        "| check | result | first to break it | detail |",
+        "|---|---|---|---|",
     ]
     for c in checks:
         detail = str(c["detail"]).replace("|", "\\|")
-        lines.append(f"| {c['name']} | {'ok' if c['ok'] else '**FAILED**'} | {detail} |")
+        result = "**FAILED**" if not c["ok"] else ("skipped" if c.get("skipped") else "ok")
+        lines.append(f"| {c['name']} | {result} | {culprit(c)} | {detail} |")
     lines += ["", "## Faults", ""]
     if report.get("faults"):
         lines += ["| from (s) | until (s) | fault |", "|---|---|---|"]
@@ -86,5 +144,10 @@ def markdown(report: dict[str, Any]) -> str:
             lines.append(f"| {f['at']:g} | {until} | {f['label']} |")
     else:
         lines.append("None.")
-    lines += ["", "![timeline](timeline.png)", "", "![latency](latency.png)", "", "![reconnects](reconnects.png)", ""]
+    lines += ["", "![timeline](timeline.png)", "", "![latency](latency.png)", ""]
+    if m.get("reconnects"):
+        lines += ["![reconnects](reconnects.png)", ""]
+    else:
+        # An empty picture reads as a broken plot; say it in words.
+        lines += ["Reconnects: none in this run ([reconnects.png](reconnects.png) shows any disconnects).", ""]
     return "\n".join(lines)

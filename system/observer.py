@@ -26,6 +26,7 @@ __all__ = [
     "Dropped",
     "Event",
     "Failed",
+    "HandedOver",
     "LoggingObserver",
     "Observer",
     "Published",
@@ -70,6 +71,20 @@ class Published(Event):
     kind: str
     size: int
     queued: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class HandedOver(Event):
+    """The application handed a message to the bus (before any wait for room): the start of
+    its end-to-end account. ``band`` is ``control`` or ``data``; ``policy`` the overflow
+    policy that governs it there (``block``, ``drop``, ``latest``, ``coalesce``)."""
+
+    name: ClassVar[str] = "handover"
+    topic: str
+    qos: int
+    id: str
+    band: str
+    policy: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +148,11 @@ class Dropped(Event):
     ``direction`` is ``"out"`` or ``"in"``; ``reason`` one of ``overflow`` (``drop`` policy,
     queue full), ``superseded`` (``latest`` policy evicted it), ``coalesced`` (merged into
     another), ``duplicate`` (dedup), ``invalid`` (not an envelope), ``shutdown`` (left
-    when the client stopped).
+    when the client stopped), ``error`` (the broker refused it).
+
+    For a queue's overflow (``overflow``, ``superseded``, ``coalesced``): ``band`` is the
+    queue's band (``control`` or ``data``), ``policy`` the policy that discarded it, and
+    ``replaced_by`` the envelope id that took its place (``superseded``, ``coalesced``).
     """
 
     name: ClassVar[str] = "drop"
@@ -141,6 +160,9 @@ class Dropped(Event):
     topic: str
     reason: str
     id: str | None = None
+    band: str | None = None
+    policy: str | None = None
+    replaced_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

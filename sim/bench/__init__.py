@@ -20,6 +20,7 @@ from sim.errors import pick
 FIGURES: dict[str, str] = {
     "amqtt_burst": "sim.bench.amqtt_burst:figure",
     "instructions": "sim.bench.instructions:figure",
+    "clients": "sim.bench.clients:figure",
     "broker_fixes": "sim.bench.broker_flavors:figure",
     "devices_10": "sim.bench.devices:figure",
     "fleet_100": "sim.bench.fleet:compression",

@@ -10,18 +10,21 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Iterable
 
+from sim.checks._accounting import check_accounting
 from sim.checks._availability import check_availability
 from sim.checks._commands import check_commands
+from sim.checks._control import check_control
 from sim.checks._custom import CheckInput, Verdict, run_custom_checks
 from sim.checks._delivery import loss, check_duplicates, check_latency, check_order, check_qos0_loss, check_qos1_loss
 from sim.checks._index import Index
 from sim.checks._liveness import check_liveness
 from sim.checks._memory import check_memory
-from sim.checks._model import CheckConfig, CheckResult, CustomCheck, Record, RunFacts, quantile, topic_matches
+from sim.checks._overflow import check_overflow
 from sim.checks._reconnect import check_reconnect
 from sim.checks._restore import check_restore
 from sim.checks._resubscribe import check_resubscribe
 from sim.checks._supervisor import check_supervisor
+from sim.checks._model import CheckConfig, CheckResult, CustomCheck, Record, RunFacts, quantile, topic_matches
 from sim.checks._wire import WIRE_CHECKS, run_wire_checks, wire_metrics
 
 __all__ = [
@@ -33,9 +36,12 @@ __all__ = [
 CHECKS: dict[str, Callable[[Index, RunFacts], CheckResult]] = {
     "qos1_loss": check_qos1_loss,
     "qos0_loss": check_qos0_loss,
+    "accounting": check_accounting,
+    "overflow": check_overflow,
     "duplicates": check_duplicates,
     "order": check_order,
     "latency": check_latency,
+    "control": check_control,
     "commands": check_commands,
     "availability": check_availability,
     "liveness": check_liveness,
@@ -47,9 +53,9 @@ CHECKS: dict[str, Callable[[Index, RunFacts], CheckResult]] = {
 }
 
 
-# Checks that read the reference fleet's own observer records: a scenario of user services
-# only (no [fleet]) has none of those, so it skips them and is judged on the wire instead.
-FLEET_ONLY = {"qos1_loss", "qos0_loss", "duplicates", "order", "latency", "commands", "availability", "liveness"}
+# Checks that read the observer records of squall's own bus and fleet: a scenario of user
+# services only (no [fleet]) has none of those, so it skips them and is judged on the wire.
+FLEET_ONLY = set(CHECKS) - {"memory"}
 
 
 def run_checks(history: Iterable[Record], cfg: CheckConfig, facts: RunFacts) -> list[CheckResult]:

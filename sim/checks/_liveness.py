@@ -10,7 +10,7 @@ def check_liveness(ix: Index, facts: RunFacts) -> CheckResult:
     deadline = facts.quiet_after + ix.cfg.convergence_s
     end = facts.end if facts.end is not None else facts.duration
     if end < deadline:
-        return CheckResult("liveness", True, f"not judged: the run ends at {end:g}s, before the convergence deadline {deadline:g}s")
+        return CheckResult.skip("liveness", f"not judged: the run ends at {end:g}s, before the convergence deadline {deadline:g}s")
     for r in sorted(ix.published.values(), key=lambda r: r["t"]):
         if r.get("qos") == 1 and r["t"] <= facts.quiet_after:
             late = [d for rcv in ix.cfg.receivers for d in ix.deliveries.get((rcv, r["id"]), [])]

@@ -8,7 +8,7 @@ from sim.checks._model import CheckResult, RunFacts
 def check_memory(ix: Index, facts: RunFacts) -> CheckResult:
     samples = [r for r in ix.by_event.get("sample", []) if "rss_mb" in r]
     if len(samples) < 2:
-        return CheckResult("memory", True, "not measured (no memory samples in this run)")
+        return CheckResult.skip("memory", "not measured: no memory samples in this run")
     settle = samples[len(samples) // 4]  # growth after warm-up, not from an empty process
     growth = samples[-1]["rss_mb"] - settle["rss_mb"]
     limit = ix.cfg.max_memory_growth_mb

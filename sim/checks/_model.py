@@ -29,7 +29,7 @@ class CheckConfig(BaseModel):
     topics: str = Field("#", description="MQTT filter of the messages whose loss counts")
     max_qos1_lost: int = Field(0, ge=0)
     qos0_loss_budget: float = Field(0.05, ge=0, le=1, description="fraction of QoS 0 messages allowed lost")
-    max_duplicates: int = Field(0, ge=0)
+    max_duplicates: int = Field(0, ge=0, description="deliveries of one message twice to a receiver whose dedup memory was not reset by a restart")
     order: bool = True
     latency_p50_ms: float | None = Field(None, gt=0)
     latency_p95_ms: float | None = Field(None, gt=0)
@@ -40,6 +40,9 @@ class CheckConfig(BaseModel):
     grace_s: float = Field(5.0, ge=0, description="messages published this close to the end are not judged")
     stale_availability_s: float = Field(30.0, gt=0)
     max_memory_growth_mb: float | None = Field(None, gt=0)
+    control_p99_ms: float | None = Field(
+        2000.0, gt=0, description="p99 of control-band messages' hand-over to broker, while connected (None: measured, not judged)"
+    )
     skip: list[str] = Field(default_factory=list, description="checks not to run")
     wire: bool | None = Field(None, description="judge the broker's wire record (default: when the scenario has [[services]])")
     resubscribe_s: float = Field(10.0, gt=0, description="a client whose session was lost must subscribe again within this")
@@ -49,17 +52,25 @@ class CheckConfig(BaseModel):
 
 
 @dataclass
-
-
 class CheckResult:
+    """A verdict. ``skipped``: the run gave the check nothing to judge (``ok`` stays True, so
+    exit codes keep their meaning, but a report says "skipped", never "ok")."""
+
     name: str
     ok: bool
     detail: str
     first: Record | None = None  # the first offending record, if any
     at: float | None = None  # the first offending moment
+    skipped: bool = False
+
+    @classmethod
+    def skip(cls, name: str, detail: str) -> "CheckResult":
+        return cls(name, True, detail, skipped=True)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "ok": self.ok, "detail": self.detail}
+        if self.skipped:
+            out["skipped"] = True
         if self.first is not None:
             out["first"] = self.first
         if self.at is not None:
@@ -68,8 +79,6 @@ class CheckResult:
 
 
 @dataclass
-
-
 class RunFacts:
     """What the checks need besides the history."""
 
@@ -77,6 +86,10 @@ class RunFacts:
     quiet_after: float = 0.0  # when the last fault was undone
     end: float | None = None  # when the history ends (default: duration)
     extras: dict[str, Any] = field(default_factory=dict)
+
+
+def end_of(facts: RunFacts) -> float:
+    return facts.end if facts.end is not None else facts.duration
 
 
 def topic_matches(pattern: str, topic: str) -> bool:

@@ -183,7 +183,8 @@ class App(Router, StartStop):
         topic = join(device_topic, "cmd", command)
         n = next(self._requests)
         loop = asyncio.get_running_loop()
-        self._emit(CommandSent, topic=topic, command=command, request=n)
+        timeout = self.bus.settings.request_timeout if timeout is None else timeout
+        self._emit(CommandSent, topic=topic, command=command, request=n, timeout=timeout)
         t0 = loop.time()
         try:
             reply = await self.bus.request(topic, _jsonable(data), timeout=timeout)

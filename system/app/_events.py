@@ -72,12 +72,14 @@ class DeviceError(Event):
 
 @dataclass(frozen=True, slots=True)
 class CommandSent(Event):
-    """A command request left for ``topic``; ``request`` pairs it with its ``CommandDone``."""
+    """A command request left for ``topic``; ``request`` pairs it with its ``CommandDone``,
+    which must follow within ``timeout`` loop seconds (it ends as ``timeout`` then)."""
 
     name: ClassVar[str] = "command_sent"
     topic: str
     command: str
     request: int
+    timeout: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

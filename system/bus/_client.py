@@ -51,6 +51,7 @@ from system.observer import (
     Dropped,
     Event,
     Failed,
+    HandedOver,
     LoggingObserver,
     Observer,
     Published,
@@ -315,6 +316,7 @@ class BusClient:
             raise ValueError(f"qos must be 0 or 1, got {qos}")
         env = data if isinstance(data, Envelope) else self._factory.make(kind, data, correlation_id=correlation_id)
         out = _Out(env, encode(env, max_size=self.settings.max_payload), qos, retain, self._now())
+        self._handed_over(topic, out, control)
         await self._outbox.put(topic, out, control=control)
         return env
 
@@ -685,12 +687,13 @@ class BusClient:
     def _enqueue_nowait(self, topic: str, env: Envelope, *, retain: bool = False, control: bool | None = None) -> None:
         """Queue a message of the client's own without waiting (errors, availability)."""
         out = _Out(env, encode(env, max_size=self.settings.max_payload), 1, retain, self._now())
+        self._handed_over(topic, out, control)
         if self._outbox.put_nowait(topic, out, control=control) is None:
             # Full under a 'block' rule the user set for this topic: never wait here.
             if control:
                 self._outbox.push_front(topic, out, control=control)
             else:
-                self._drop("out", topic, "overflow", env.id)
+                self._drop("out", topic, "overflow", env.id, band=self._outbox.queue.band_of(topic, control), policy="block")
 
     # -- heartbeat -----------------------------------------------------------------------
 
@@ -774,6 +777,17 @@ class BusClient:
             queued=out.queued,
         )
 
+    def _handed_over(self, topic: str, out: _Out, control: bool | None) -> None:
+        queue = self._outbox.queue
+        self._emit(
+            HandedOver,
+            topic=topic,
+            qos=out.qos,
+            id=out.envelope.id,
+            band=queue.band_of(topic, control),
+            policy=queue.policy_for(topic)[1].mode,
+        )
+
     def _delivered(self, msg: Message, handlers: int) -> None:
         self._counts["delivered"] += 1
         env = msg.envelope
@@ -791,11 +805,13 @@ class BusClient:
 
     def _evicted(self, direction: str, ev: Evicted[Any]) -> None:
         env = ev.value.envelope
-        self._drop(direction, ev.topic, ev.reason, env.id)
+        by = ev.replaced_by.envelope.id if ev.replaced_by is not None else None
+        self._drop(direction, ev.topic, ev.reason, env.id, band=ev.band, policy=ev.policy, replaced_by=by)
 
-    def _drop(self, direction: str, topic: str, reason: str, envelope_id: str | None) -> None:
+    def _drop(self, direction: str, topic: str, reason: str, envelope_id: str | None, **where: str | None) -> None:
+        """``where``: ``band``, ``policy``, ``replaced_by`` of a queue's overflow (see ``Dropped``)."""
         self._counts["dropped"] += 1
-        self._emit(Dropped, direction=direction, topic=topic, reason=reason, id=envelope_id)
+        self._emit(Dropped, direction=direction, topic=topic, reason=reason, id=envelope_id, **where)
 
     def _fail(self, where: str, exc: BaseException, *, topic: str | None = None) -> None:
         self._counts["errors"] += 1

@@ -60,11 +60,21 @@ class OverflowPolicy:
         return cls("coalesce", merge)
 
 
+BANDS = ("control", "data")
+"""Band names by band number (``FlowQueue`` pops band 0 first)."""
+
+
 @dataclass(frozen=True)
 class Evicted(Generic[T]):
+    """An item the queue discarded: ``band`` and ``policy`` say where and why; ``replaced_by``
+    is the item that took its place (``superseded``: the newer item; ``coalesced``: the merge)."""
+
     topic: str
     value: T
     reason: Literal["overflow", "superseded", "coalesced"]
+    band: str = "data"
+    policy: Mode = "block"
+    replaced_by: T | None = None
 
 
 @dataclass(frozen=True)
@@ -114,41 +124,56 @@ class FlowQueue(Generic[T]):
         self._control = [validate_filter(p) for p in control]
         self._merge = merge or (lambda policy, old, new: policy.merge(old, new))  # type: ignore[misc]
         self._bands: tuple[deque[_Entry[T]], deque[_Entry[T]]] = (deque(), deque())
+        # topic -> (control?, rule, policy): every message asks, and topics repeat.
+        self._classes: dict[str, tuple[bool, int, OverflowPolicy]] = {}
 
     def policy_for(self, topic: str) -> tuple[int, OverflowPolicy]:
-        for i, (pattern, policy) in enumerate(self._rules):
-            if matches(pattern, topic):
-                return i, policy
-        return -1, self._default
+        _, rule, policy = self._classify(topic)
+        return rule, policy
 
     def is_control(self, topic: str) -> bool:
-        return any(matches(p, topic) for p in self._control)
+        return self._classify(topic)[0]
+
+    def band_of(self, topic: str, control: bool | None = None) -> str:
+        """``control`` or ``data``: where an offer of ``topic`` goes."""
+        return BANDS[0 if (self._classify(topic)[0] if control is None else control) else 1]
+
+    def _classify(self, topic: str) -> tuple[bool, int, OverflowPolicy]:
+        found = self._classes.get(topic)
+        if found is None:
+            rule, policy = next(((i, pol) for i, (pat, pol) in enumerate(self._rules) if matches(pat, topic)), (-1, self._default))
+            found = (any(matches(p, topic) for p in self._control), rule, policy)
+            if len(self._classes) >= 4096:  # topics may be unbounded (per-request replies)
+                self._classes.clear()
+            self._classes[topic] = found
+        return found
 
     def offer(self, topic: str, value: T, *, control: bool | None = None) -> Offer[T]:
-        band_no = 0 if (self.is_control(topic) if control is None else control) else 1
+        is_control, rule, policy = self._classify(topic)
+        band_no = 0 if (is_control if control is None else control) else 1
         band = self._bands[band_no]
-        rule, policy = self.policy_for(topic)
         entry = _Entry(topic, value, rule)
         if len(band) < (self.control_capacity if band_no == 0 else self.capacity):
             band.append(entry)
             return Offer(True)
-        if policy.mode == "block":
+        mode, where = policy.mode, BANDS[band_no]
+        if mode == "block":
             return Offer(False, wait=True)
-        if policy.mode == "drop":
-            return Offer(False, evicted=(Evicted(topic, value, "overflow"),))
-        if policy.mode == "latest":
+        if mode == "drop":
+            return Offer(False, evicted=(Evicted(topic, value, "overflow", where, mode),))
+        if mode == "latest":
             victim = self._oldest(band, lambda e: e.topic == topic) or self._oldest(band, lambda e: e.rule == rule)
             if victim is None:
-                return Offer(False, evicted=(Evicted(topic, value, "overflow"),))
+                return Offer(False, evicted=(Evicted(topic, value, "overflow", where, mode),))
             band.remove(victim)
             band.append(entry)
-            return Offer(True, evicted=(Evicted(victim.topic, victim.value, "superseded"),))
+            return Offer(True, evicted=(Evicted(victim.topic, victim.value, "superseded", where, mode, value),))
         pending = next((e for e in reversed(band) if e.topic == topic), None)
         if pending is None:
             return Offer(False, wait=True)
         old = pending.value
         pending.value = self._merge(policy, old, value)
-        return Offer(True, evicted=(Evicted(topic, old, "coalesced"),))
+        return Offer(True, evicted=(Evicted(topic, old, "coalesced", where, mode, pending.value),))
 
     def pop(self) -> tuple[str, T] | None:
         for band in self._bands:

@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from system.app import App
-from system.bus import BusClient, BusSettings
+from system.bus import BusClient, BusSettings, OverflowPolicy
 from system.observer import Observer
 from system.store import Store
 
@@ -45,9 +45,14 @@ def make_app(
     seed: int,
     observer: Observer,
     data_dir: Path | None = None,
+    *,
+    telemetry_policy: str = "block",
 ) -> App:
+    """``telemetry_policy``: the overflow policy of the fleet's telemetry topics in this
+    service's queues (``block``, ``drop`` or ``latest``)."""
     bus = BusClient(
         BusSettings.from_url(broker_url, client_id=name),
+        policies={f"{PREFIX}/+/+/telemetry/#": OverflowPolicy(telemetry_policy)},  # type: ignore[arg-type]
         observer=observer,
         rng=service_rng(seed, name, "bus"),
     )

@@ -37,6 +37,20 @@ class FleetConfig(BaseModel):
     command_timeout: _Interval = Field(
         5.0, description="seconds the controller waits for a heater's reply (0.01 to 86400)"
     )
+    queue_capacity: int | None = Field(
+        None,
+        ge=1,
+        description="every service's outbound and inbound queue size (None: the bus's default)",
+    )
+    telemetry_policy: Literal["block", "drop", "latest"] = Field(
+        "block",
+        description="overflow policy of the telemetry topics, in the sensors' and the recorder's queues",
+    )
+    record_seconds: float = Field(
+        0.0,
+        ge=0,
+        description="seconds the recorder's handler takes per message (a slow consumer)",
+    )
 
     @model_validator(mode="after")
     def _band_ordered(self) -> FleetConfig:

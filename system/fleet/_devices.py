@@ -26,7 +26,7 @@ async def run_sensor(
     """A thermometer in ``room``: a reading with seeded noise every ``telemetry_interval``."""
     noise = service_rng(seed, name, "noise")
     pad = "x" * config.payload_bytes
-    app = make_app(name, broker_url, seed, observer)
+    app = make_app(name, broker_url, seed, observer, telemetry_policy=config.telemetry_policy)
     device = app.include(Router(prefix=room.name)).device(f"sensor-{index}")
 
     @device.telemetry("temperature", interval=config.telemetry_interval, qos=config.qos)

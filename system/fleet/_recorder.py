@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from pathlib import Path
@@ -84,14 +85,21 @@ async def run_recorder(
     seed: int,
     observer: Observer,
     data_dir: Path,
+    *,
+    record_seconds: float = 0.0,
+    telemetry_policy: str = "block",
 ) -> None:
+    """``record_seconds``: how long storing one message takes (a slow consumer backs up its
+    inbound queue, and then the broker)."""
     name = "recorder"
-    app = make_app(name, broker_url, seed, observer)
+    app = make_app(name, broker_url, seed, observer, telemetry_policy=telemetry_policy)
     log = TelemetryLog(data_dir / "telemetry.db")
     device = app.device("recorder")
 
     @app.on("+/+/telemetry/#")
-    def record(msg: Message) -> None:
+    async def record(msg: Message) -> None:
+        if record_seconds:
+            await asyncio.sleep(record_seconds)
         log.add(msg)
 
     @device.every(flush_interval)

@@ -46,6 +46,9 @@ def fleet_services(
     Rooms' physics (``rooms``, default ``fleet_rooms(config, rng_seed)``) is shared by a
     room's sensors and heater; each service's randomness comes from ``rng_seed`` and its name."""
     rooms = rooms if rooms is not None else fleet_rooms(config, rng_seed)
+    if config.queue_capacity is not None:
+        cap = config.queue_capacity
+        broker_url += f"{'&' if '?' in broker_url else '?'}outbound_capacity={cap}&inbound_capacity={cap}"
     specs: list[ServiceSpec] = []
 
     def spec(
@@ -88,7 +91,12 @@ def fleet_services(
         "recorder",
         (),
         functools.partial(
-            run_recorder, max(1.0, config.telemetry_interval), broker_url, rng_seed
+            run_recorder,
+            max(1.0, config.telemetry_interval),
+            broker_url,
+            rng_seed,
+            record_seconds=config.record_seconds,
+            telemetry_policy=config.telemetry_policy,
         ),
     )
     return specs
