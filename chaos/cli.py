@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
 def run_one(scenario_ref: str, seed: int | None, out: Path | None, duration: float | None, broker_url: str | None, upstream: str | None) -> int:
     from rich.console import Console
 
+    from chaos._preflight import preflight
     from chaos.runner import run_chaos
+    from sim.errors import out_dir
     from sim.run_cli import _print_report
     from sim.scenario import load_scenario
 
     scenario = load_scenario(scenario_ref)
     seed = scenario.seed if seed is None else seed
     name = Path(scenario_ref).stem if scenario_ref.endswith(".toml") else scenario_ref
-    out = out or Path("squall-runs") / f"chaos-{name}-seed{seed}"
+    preflight(broker_url, upstream, os.environ.get("TOXIPROXY_URL"))  # before the output folder and the proxy: a wrong URL fails at once
+    out = out_dir(out or Path("squall-runs") / f"chaos-{name}-seed{seed}")
     wall = duration or scenario.chaos.duration
     with Console().status(f"chaos run of {scenario.name} for {wall:g} wall seconds (seed {seed}) ..."):
-        outcome = run_chaos(scenario, seed, out=out, broker_url=broker_url, upstream=upstream, duration=duration)
+        outcome = run_chaos(scenario, seed, out=out, broker_url=broker_url, upstream=upstream, duration=duration, scenario_ref=scenario_ref)
     _print_report(outcome.report, out)
     return 0 if outcome.ok else 1

@@ -19,32 +19,37 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 
 def nightly(out: Path | None, duration: float, seeds: str, sweep_scenario: str, broker_url: str | None, upstream: str | None, jobs: int | None, only: str | None = None) -> int:
+    from chaos._preflight import preflight
     from chaos.runner import run_chaos
-    from sim.errors import pick
+    from sim.errors import out_dir, pick
     from sim.scenario import load_scenario, shipped
     from sim.sweep import parse_seeds, sweep
 
+    # Every argument is checked before the first run: a nightly must not fail an hour in on a typo.
     seed_list = parse_seeds(seeds)
     load_scenario(sweep_scenario)
-    out = out or Path("squall-runs") / f"nightly-{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}"
-    out.mkdir(parents=True, exist_ok=True)
+    # Shipped names, or scenario files of your own (a .toml path).
+    files = [n.strip() for n in (only or "").split(",") if n.strip().endswith(".toml")]
+    rest = ",".join(n for n in (only or "").split(",") if n.strip() and not n.strip().endswith(".toml"))
+    names = (pick("--scenarios", rest, shipped()) if rest or not files else []) + files
+    preflight(broker_url, upstream, os.environ.get("TOXIPROXY_URL"))
+    out = out_dir(out or Path("squall-runs") / f"nightly-{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}")
     console = Console()
     rows: list[dict[str, Any]] = []
-    names = pick("--scenarios", only, shipped())
     columns = (TextColumn("nightly {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as bar:
         task = bar.add_task("chaos", total=len(names))
         for name in names:
             bar.update(task, description=f"chaos {name}")
-            run_dir = out / f"chaos-{name}"
+            run_dir = out / f"chaos-{Path(name).stem}"
             try:
-                outcome = run_chaos(load_scenario(name), out=run_dir, broker_url=broker_url, upstream=upstream, duration=duration)
+                outcome = run_chaos(load_scenario(name), out=run_dir, broker_url=broker_url, upstream=upstream, duration=duration, scenario_ref=name)
                 report = outcome.report
                 rows.append({"kind": "chaos", "scenario": name, "ok": report["ok"], "failed": [c["name"] for c in report["checks"] if not c["ok"]], "replay": report["replay"], "dir": str(run_dir)})
             except Exception as exc:  # one broken scenario must not hide the others' results
                 rows.append({"kind": "chaos", "scenario": name, "ok": False, "failed": [f"crashed: {type(exc).__name__}: {exc}"], "replay": f"squall chaos run {name}", "dir": str(run_dir)})
             bar.advance(task)
-    summary = sweep(sweep_scenario, seed_list, out / f"sweep-{sweep_scenario}", jobs)
+    summary = sweep(sweep_scenario, seed_list, out / f"sweep-{Path(sweep_scenario).stem}", jobs)
     for r in summary["runs"]:
         rows.append({"kind": "sim", "scenario": sweep_scenario, "seed": r["seed"], "ok": r["ok"], "failed": r["failed"], "replay": r["replay"], "dir": r["run_dir"]})
     ok = all(r["ok"] for r in rows)

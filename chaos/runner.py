@@ -11,6 +11,11 @@ the chaos duration. What a proxy cannot do is mapped to the nearest thing it can
 - ``crash`` of the broker: the broker stopped and started again for real; of a service:
   its task cancelled and its entry point run again.
 - ``skew``: not possible for real; recorded as skipped.
+
+User services (``[[services]]``) run on this loop from their ``entry``, or, with ``command``,
+as real processes (sim/services.py lists the placeholders and environment variables); a crash
+kills the process (SIGKILL) and the restart starts it again. A process's output goes to
+``<data>/<host>/output.log``.
 """
 
 from __future__ import annotations
@@ -25,9 +30,10 @@ from typing import Any
 
 import psutil
 
+from chaos._preflight import preflight
 from chaos.proxy import ProxyProcess, ToxiproxyAPI
 from sim._plan import Service, plan
-from sim.checks import RunFacts, metrics, run_checks
+from sim.checks import RunFacts, metrics, run_checks, run_custom_checks
 from sim.errors import BadInput
 from sim.faults.schedule import (
     CrashFault,
@@ -53,8 +59,9 @@ class _Running:
 
 
 class ChaosRun:
-    def __init__(self, scenario: Scenario, seed: int, *, broker_url: str | None, toxiproxy_url: str | None, upstream: str | None, duration: float | None) -> None:
+    def __init__(self, scenario: Scenario, seed: int, *, broker_url: str | None, toxiproxy_url: str | None, upstream: str | None, duration: float | None, scenario_ref: str | None = None) -> None:
         self.scenario = scenario
+        self.scenario_ref = scenario_ref or scenario.name
         self.seed = seed
         self.duration = duration or scenario.chaos.duration
         self.scale = self.duration / scenario.duration
@@ -76,7 +83,7 @@ class ChaosRun:
         history = self.history = History(clock=loop.time, origin=origin)
         broker: EmbeddedBroker | None = None
         if self.external_broker is None:
-            broker = EmbeddedBroker(host="127.0.0.1", port=0, flavor=self.scenario.broker.flavor)
+            broker = EmbeddedBroker(host="127.0.0.1", port=0, flavor=self.scenario.broker.flavor, observer=history.wire if self.scenario.judges_wire else None)
             await broker.start()
             broker_addr = f"127.0.0.1:{broker.port}"
         else:
@@ -98,7 +105,7 @@ class ChaosRun:
         urls: dict[str, str] = {}
         services: list[Service] = []
         try:
-            names = [s.name for s in plan(self.scenario, self.seed, "mqtt://unused:1", history.note)]
+            names = [s.name for s in plan(self.scenario, self.seed, "mqtt://unused:1", history.note, "chaos")]
             if ports is not None and len(ports) < len(names):
                 raise BadInput(f"SQUALL_PROXY_PORTS has {len(ports)} ports but this scenario needs {len(names)} proxies")
             for i, name in enumerate(names):
@@ -106,7 +113,7 @@ class ChaosRun:
                 listen = await api.create(name, f"{listen_host}:{ports[i] if ports else 0}", upstream)
                 port = int(listen.rsplit(":", 1)[1])
                 urls[name] = f"mqtt://127.0.0.1:{port}"
-            services = plan(self.scenario, self.seed, lambda name: urls[name], history.note)  # type: ignore[arg-type]
+            services = plan(self.scenario, self.seed, lambda name: urls[name], history.note, "chaos")  # type: ignore[arg-type]
             running = {s.name: _Running(s) for s in services}
             data_root = Path(os.environ.get("SQUALL_CHAOS_DATA", "")) if os.environ.get("SQUALL_CHAOS_DATA") else None
             import tempfile
@@ -118,7 +125,11 @@ class ChaosRun:
                     r = running[name]
                     disk = root / name
                     disk.mkdir(parents=True, exist_ok=True)
-                    r.task = asyncio.create_task(r.service.run(history, disk), name=f"chaos:{name}")
+                    user = r.service.user
+                    if user is not None and user.command is not None:
+                        r.task = asyncio.create_task(self._process(r.service, urls[name], disk), name=f"chaos:{name}")
+                    else:
+                        r.task = asyncio.create_task(r.service.run(history, disk), name=f"chaos:{name}")
 
                 for s in services:
                     start(s.name)
@@ -144,8 +155,9 @@ class ChaosRun:
                 await broker.stop()
 
         checks_cfg = self._scaled_checks()
-        facts = RunFacts(duration=self.duration, quiet_after=schedule.quiet_after)
+        facts = RunFacts(duration=self.duration, quiet_after=schedule.quiet_after, extras=self.scenario.check_facts())
         checks = run_checks(history.records, checks_cfg, facts)
+        checks += run_custom_checks(history.records, checks_cfg, facts, self.scenario.pythonpath)
         report = build_report(
             scenario=self.scenario,
             mode="chaos",
@@ -156,7 +168,7 @@ class ChaosRun:
             wall_seconds=wall,
             trace_hash=None,
             schedule=schedule,
-            replay=f"squall chaos run {self.scenario.name} --seed {self.seed}",
+            replay=f"squall chaos run {self.scenario_ref} --seed {self.seed}",
             extra={"time_scale": round(self.scale, 6), "skipped_faults": self.skipped, "proxy": self.toxiproxy_url or "squall (own process)", "broker_url": self.external_broker or "embedded"},
         )
         return RunOutcome(report, history, schedule, None, self.scenario)
@@ -164,14 +176,45 @@ class ChaosRun:
     def _scaled_checks(self) -> Any:
         c = self.scenario.checks
         s = self.scale
-        fleet = self.scenario.fleet_config()
-        # The fleet's own clocks are not scaled: the controller needs a couple of its periods.
-        floor = 2 * fleet.control_interval + 2 * fleet.telemetry_interval
+        floor = 0.0
+        if self.scenario.runs_fleet:
+            fleet = self.scenario.fleet_config()
+            # The fleet's own clocks are not scaled: the controller needs a couple of its periods.
+            floor = 2 * fleet.control_interval + 2 * fleet.telemetry_interval
         return c.model_copy(update={
             "convergence_s": max(5.0, floor, c.convergence_s * s),
             "grace_s": max(2.0, c.grace_s * s),
             "stale_availability_s": max(5.0, c.stale_availability_s * s),
         })
+
+    async def _process(self, service: Service, url: str, disk: Path) -> None:
+        """A user's service as a real process, until it exits or this task is cancelled (a crash)."""
+        from sim.services import split_url
+
+        assert service.user is not None and service.user.command is not None
+        host, port = split_url(url)
+        values = {"broker_url": url, "broker_host": host, "broker_port": port, "name": service.name, "index": service.index, "seed": self.seed, "disk": str(disk)}
+        args = [a.format(**values) for a in service.user.command]
+        env = dict(os.environ)
+        env.update({f"SQUALL_{k.upper()}": str(v) for k, v in values.items()})
+        env["SQUALL_SERVICE"] = service.user.name
+        env["SQUALL_REPLICAS"] = str(service.user.replicas)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in [env.get("PYTHONPATH", ""), *self.scenario.pythonpath] if p)
+        with (disk / "output.log").open("ab") as log_file:
+            try:
+                proc = await asyncio.create_subprocess_exec(*args, env=env, stdout=log_file, stderr=asyncio.subprocess.STDOUT, cwd=disk)
+            except OSError as exc:
+                if self.history is not None:
+                    self.history.note("error", host=service.name, error=f"cannot start {args[0]!r}: {exc}")
+                return
+            try:
+                code = await proc.wait()
+                if self.history is not None:
+                    self.history.note("exit", host=service.name, code=code)
+            finally:
+                if proc.returncode is None:
+                    proc.kill()
+                    await proc.wait()
 
     async def _sample(self, history: History) -> None:
         proc = psutil.Process()
@@ -258,11 +301,11 @@ def _port_range(text: str | None) -> list[int] | None:
     return list(range(lo, hi + 1))
 
 
-def run_chaos(scenario: Scenario, seed: int | None = None, *, out: Path | None = None, broker_url: str | None = None, toxiproxy_url: str | None = None, upstream: str | None = None, duration: float | None = None) -> RunOutcome:
+def run_chaos(scenario: Scenario, seed: int | None = None, *, out: Path | None = None, broker_url: str | None = None, toxiproxy_url: str | None = None, upstream: str | None = None, duration: float | None = None, scenario_ref: str | None = None) -> RunOutcome:
     seed = scenario.seed if seed is None else seed
-    if broker_url is not None and not broker_url.startswith("mqtt://"):
-        raise BadInput(f"--broker {broker_url!r}: give an MQTT URL like mqtt://127.0.0.1:1883")
-    runner = ChaosRun(scenario, seed, broker_url=broker_url, toxiproxy_url=toxiproxy_url or os.environ.get("TOXIPROXY_URL"), upstream=upstream, duration=duration)
+    toxiproxy_url = toxiproxy_url or os.environ.get("TOXIPROXY_URL")
+    preflight(broker_url, upstream, toxiproxy_url)
+    runner = ChaosRun(scenario, seed, broker_url=broker_url, toxiproxy_url=toxiproxy_url, upstream=upstream, duration=duration, scenario_ref=scenario_ref)
     from sim.runner import quiet
 
     with quiet("amqtt"):

@@ -20,7 +20,7 @@ from __future__ import annotations
 import errno
 import math
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from sim._toxic_pipe import ToxicState
 from sim.errors import BadInput
@@ -124,7 +124,7 @@ class Links:
         return conn.up if stream == "upstream" else conn.down
 
     def _attach_toxic(self, conn: "_Connection", toxic: Toxic) -> None:
-        pipe = self._pipe_for(conn, toxic.stream)
+        pipe = self._pipe_for(conn, toxic.direction)
         if pipe.toxics is None:
             pipe.toxics = []
         active = toxic.applies(pipe.world.streams(f"toxicity:{conn.id}:{toxic.name}"))
@@ -162,6 +162,8 @@ class Links:
                 for state in pipe.toxics or ():
                     if state.name == name and self._covers(key, conn):
                         state.update(new)
+                        if state.parked:  # a stopped bandwidth toxic lets go of what it held
+                            self._release_held(pipe, state.take_parked())
         return new
 
     def remove_toxic(self, target: str, name: str) -> None:
@@ -176,10 +178,12 @@ class Links:
                 if pipe.toxics:
                     gone = [s for s in pipe.toxics if s.name == name]
                     pipe.toxics = [s for s in pipe.toxics if s.name != name] or None
+                    parked = []
                     for state in gone:
                         state.remove()
+                        parked += state.take_parked()
                     if gone:
-                        self._release_held(pipe)
+                        self._release_held(pipe, parked)
 
     def toxics(self, target: str) -> list[Toxic]:
         return list(self._toxics.get(parse_target(target), {}).values())
@@ -241,13 +245,13 @@ class Links:
             pipe.schedule(s, self.on_grid(t))
             held.append(s)
 
-    def _release_held(self, pipe: "_Pipe") -> None:
+    def _release_held(self, pipe: "_Pipe", parked: Sequence[tuple[float, "_Segment"]] = ()) -> None:
         """A toxic went away: what it was still holding goes on at once, through the toxics left,
         as Toxiproxy flushes a removed toxic's buffer (a removed bandwidth limit does not keep
-        trickling what it had queued)."""
+        trickling what it had queued). ``parked`` are segments a toxic kept out of the queue."""
         pending = [s for s in pipe.held_by_toxics if s.callbacks]
         pipe.held_by_toxics = []
-        if not pending:
+        if not pending and not parked:
             return
         now = self.world.env._now
         pipe._next_free = now
@@ -255,6 +259,9 @@ class Links:
         for seg in pending:
             seg.callbacks = []  # the copy in the queue arrives as nothing
             items.append((now + self.one_way(pipe.src.host, pipe.dst.host, pipe.rng), seg.clone(seg.data)))
+        for _, seg in parked:  # never scheduled: they go on as they are
+            items.append((now + self.one_way(pipe.src.host, pipe.dst.host, pipe.rng), seg))
+        items.sort(key=lambda item: item[1].sent_at)
         self._through_toxics(pipe, items)
 
     def intercept(self, pipe: "_Pipe", seg: "_Segment") -> bool:

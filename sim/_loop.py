@@ -226,6 +226,7 @@ class SimLoop(asyncio.BaseEventLoop):
                 return
             self._spins += len(ready)
             if self._spins > self.livelock_limit:
+                handle = None  # the traceback keeps this frame: let it keep no host's callback
                 raise self._livelock()
 
     def _write_to_self(self) -> None:
@@ -245,7 +246,8 @@ class SimLoop(asyncio.BaseEventLoop):
 
     def _deadlock(self) -> Deadlock:
         lines = []
-        for task in sorted(asyncio.all_tasks(self), key=lambda t: t.get_name()):
+        dead = self._world._dead  # hard-crashed: they wait forever by design
+        for task in sorted((t for t in asyncio.all_tasks(self) if t not in dead), key=lambda t: t.get_name()):
             host = self._world._host_of(task)
             stack = task.get_stack(limit=1)
             where = f"{stack[0].f_code.co_filename}:{stack[0].f_lineno} in {stack[0].f_code.co_name}" if stack else "?"
@@ -258,13 +260,25 @@ class SimLoop(asyncio.BaseEventLoop):
     def _livelock(self) -> Livelock:
         from collections import Counter
 
+        var = self._world._host_var
+
         def name(h: Any) -> str:
             cb = h._callback
+            ctx = h._context
+            host = ctx.get(var, None) if ctx is not None else None
+            on = f" on host {host.name!r}" if host is not None else ""
             owner = getattr(cb, "__self__", None)
             if isinstance(owner, asyncio.Task):
                 coro = owner.get_coro()
-                return f"task {owner.get_name()} ({getattr(coro, '__qualname__', '?')})"
-            return getattr(cb, "__qualname__", repr(cb))
+                stack = owner.get_stack(limit=1)
+                code = stack[0].f_code if stack else getattr(coro, "cr_code", None)
+                line = stack[0].f_lineno if stack else getattr(code, "co_firstlineno", "?")
+                at = f" at {code.co_filename}:{line} in {code.co_name}" if code is not None else ""
+                return f"task {owner.get_name()}{on} ({getattr(coro, '__qualname__', '?')}){at}"
+            fn = getattr(cb, "__func__", cb)
+            code = getattr(fn, "__code__", None)
+            at = f" at {code.co_filename}:{code.co_firstlineno}" if code is not None else ""
+            return f"{getattr(cb, '__qualname__', repr(cb))}{on}{at}"
 
         busy = Counter(name(h) for h in list(self._ready)[:5000]).most_common(5)
         lines = "\n".join(f"  {n} x {what}" for what, n in busy)

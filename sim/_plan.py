@@ -1,4 +1,5 @@
-"""What a scenario runs, whatever the world: the broker, the fleet's services, the watchers.
+"""What a scenario runs, whatever the world: the broker, the fleet's services, the watchers,
+the user's ``[[services]]`` (sim/services.py).
 
 Both runners (sim and chaos) start exactly these, so a scenario means the same thing in
 both worlds; they differ only in where a service runs and what "crash" means.
@@ -10,9 +11,10 @@ import asyncio
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Literal
 
 from sim.scenario import Scenario
+from sim.services import ServiceSet, context_for, resolve_service
 
 Observer = Callable[[Any], None]
 Entry = Callable[[Observer, Path], Awaitable[None]]
@@ -24,14 +26,42 @@ class Service:
     kind: str
     run: Entry
     depends_on: tuple[str, ...] = ()
+    user: ServiceSet | None = None  # set for a user's service: its [[services]] table
+    index: int = 0
 
 
-def plan(scenario: Scenario, seed: int, broker_url: str | Callable[[str], str], note: Callable[..., None]) -> list[Service]:
+def plan(scenario: Scenario, seed: int, broker_url: str | Callable[[str], str], note: Callable[..., None], mode: Literal["sim", "chaos"] = "sim") -> list[Service]:
     """The services of one run, in start order (dependencies first).
 
     ``broker_url`` is one URL for every service (sim), or a function of the service's name
     (chaos, where each service reaches the broker through its own proxy).
     """
+    url_for: Callable[[str], str] = broker_url if callable(broker_url) else (lambda _name, url=broker_url: url)  # type: ignore[misc]
+    services = _fleet(scenario, seed, broker_url, note) if scenario.runs_fleet else []
+    if scenario.workload.churn_subscriber and not scenario.runs_fleet:
+        services.append(Service("watcher", "watcher", _churn(scenario, url_for("watcher"), seed)))
+    hosts = {s.name: s.hosts() for s in scenario.services}
+    for user in scenario.services:
+        main = resolve_service(user, scenario.pythonpath, mode)
+        deps = tuple(h for d in user.depends_on for h in hosts[d])
+        for i, host in enumerate(user.hosts()):
+            services.append(Service(host, user.name, _user(user, i, main, url_for(host), seed, mode, note), deps, user, i))
+    return _ordered(services)
+
+
+def _user(user: ServiceSet, index: int, main: Any, url: str, seed: int, mode: Literal["sim", "chaos"], note: Callable[..., None]) -> Entry:
+    """A user's entry as a host's entry point: a fresh context on every (re)start, same disk."""
+
+    async def run(observer: Observer, disk: Path) -> None:
+        if main is None:  # command only: the chaos runner starts the process instead
+            return
+        await main(context_for(user, index, broker_url=url, seed=seed, disk=disk, mode=mode, note=note))
+
+    return run
+
+
+def _fleet(scenario: Scenario, seed: int, broker_url: str | Callable[[str], str], note: Callable[..., None]) -> list[Service]:
+    """The reference fleet, the monitor and the churning watcher: squall's own service set."""
     from system.fleet import fleet_rooms, fleet_services
 
     config = scenario.fleet_config()
@@ -49,7 +79,23 @@ def plan(scenario: Scenario, seed: int, broker_url: str | Callable[[str], str], 
     services.append(Service("monitor", "monitor", _monitor(url_for("monitor"), note)))
     if scenario.workload.churn_subscriber:
         services.append(Service("watcher", "watcher", _churn(scenario, url_for("watcher"), seed)))
-    return _ordered(services)
+    if scenario.workload.supervised:
+        services.append(Service("supervisor", "supervisor", _supervised(scenario, url_for("supervisor"), seed)))
+    return services
+
+
+def host_names(scenario: Scenario) -> set[str]:
+    """Every host a run of this scenario has: the broker and each service (the names faults use)."""
+    names = {"broker", *(h for s in scenario.services for h in s.hosts())}
+    if scenario.workload.churn_subscriber:
+        names.add("watcher")
+    if scenario.workload.supervised:
+        names.add("supervisor")
+    if scenario.runs_fleet:
+        from system.fleet import fleet_services
+
+        names |= {s.name for s in fleet_services(scenario.fleet_config(), "mqtt://unused:1", scenario.seed)} | {"monitor"}
+    return names
 
 
 def _ordered(services: list[Service]) -> list[Service]:
@@ -114,5 +160,40 @@ def _churn(scenario: Scenario, broker_url: str, seed: int) -> Entry:
             await asyncio.sleep(w.churn_every * (0.5 + rng.random()))
             await client.abort()  # gone without a DISCONNECT, messages in flight
             await asyncio.sleep(w.churn_offline)
+
+    return run
+
+
+def _supervised(scenario: Scenario, broker_url: str, seed: int) -> Entry:
+    """A supervisor running flaky services: each publishes a heartbeat, then dies after a
+    seeded lifetime, and the supervisor must start it again with its backoff."""
+    w = scenario.workload
+
+    async def run(observer: Observer, disk: Path) -> None:
+        from system.bus import BusClient, BusSettings
+        from system.supervisor import ServiceSpec, Supervisor
+
+        def flaky(name: str) -> Callable[[Observer, Path], Awaitable[None]]:
+            rng = random.Random(f"{name}:{seed}")
+
+            async def serve(obs: Observer, data_dir: Path) -> None:
+                settings = BusSettings(url=broker_url, client_id=name, heartbeat_interval=0)
+                client = BusClient(settings, observer=obs, rng=random.Random(f"{name}:{seed}:bus:{rng.random()}"))
+                await client.start()
+                try:
+                    await asyncio.sleep(rng.expovariate(1.0 / w.supervised_lifetime))
+                finally:
+                    await client.abort()
+                raise RuntimeError(f"{name} died (a planted crash)")
+
+            return serve
+
+        specs = [ServiceSpec(name=f"flaky-{i}", kind="flaky", depends_on=(), run=flaky(f"flaky-{i}")) for i in range(1, w.supervised + 1)]
+        supervisor = Supervisor(specs, data_root=disk, observer=observer, rng=random.Random(f"supervisor:{seed}"), stable_after=w.supervised_stable_after)
+        await supervisor.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await supervisor.stop()
 
     return run

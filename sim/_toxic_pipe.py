@@ -33,6 +33,9 @@ class ToxicState:
         self._bytes = 0
         self._armed = False
         self._removed = False
+        self._heard: list[float] = []  # timeout: arrival times of data not yet seen by the clock
+        self._clock = False  # timeout: a check of the clock is scheduled
+        self.parked: Items = []  # bandwidth at rate 0: what it holds until updated or removed
         if active:
             self._start()
 
@@ -45,7 +48,23 @@ class ToxicState:
         t = self.toxic
         world = self.pipe.world
         if t.type == "timeout" and t.attributes.timeout > 0:
-            world.after(t.attributes.timeout / 1000.0, self._fire, "fin", f"timeout toxic {t.name}")
+            self._clock = True
+            world.after(t.attributes.timeout / 1000.0, self._timeout_due, world.env._now)
+
+    def _timeout_due(self, since: float) -> None:
+        """The clock ran out unless data arrived meanwhile: then it restarts from the last arrival."""
+        now = self.pipe.world.env._now
+        heard = [t for t in self._heard if t <= now]
+        self._heard = [t for t in self._heard if t > now]
+        last = max(heard, default=since)
+        if self.toxic.attributes.timeout <= 0:  # updated to "never"
+            self._clock = False
+            return
+        due = last + self.toxic.attributes.timeout / 1000.0
+        if due > now:
+            self.pipe.world.after(due - now, self._timeout_due, last)
+        else:
+            self._fire("fin", f"timeout toxic {self.toxic.name}")
 
     def _fire(self, how: str, why: str) -> None:
         if not self._removed and self.active:
@@ -53,6 +72,16 @@ class ToxicState:
 
     def update(self, toxic: Toxic) -> None:
         self.toxic = toxic
+        if toxic.type == "timeout" and self.active:  # Toxiproxy restarts an updated toxic, and its clock
+            if self._clock:
+                self._heard.append(self.pipe.world.env._now)
+            else:
+                self._start()
+
+    def take_parked(self) -> Items:
+        """What a stopped bandwidth toxic held; it goes on when the toxic is updated or removed."""
+        parked, self.parked = self.parked, []
+        return parked
 
     def remove(self) -> None:
         self._removed = True
@@ -73,7 +102,10 @@ class ToxicState:
                 self._last = t
                 out.append((t, seg))
             elif kind == "bandwidth":
-                if seg.kind == _DATA and attrs.rate > 0:
+                if attrs.stopped and (seg.kind == _DATA or self.parked):
+                    self.parked.append((t, seg))  # Toxiproxy at rate 0: nothing passes
+                    continue
+                elif seg.kind == _DATA:
                     t = max(t, self._last) + attrs.seconds_for(len(seg.data))
                     self._last = t
                 else:
@@ -84,7 +116,10 @@ class ToxicState:
                     t = t + attrs.delay / 1000.0
                 out.append((t, seg))
             elif kind == "timeout":
-                continue  # swallowed; the connection closes when the timer fires or on removal
+                if seg.kind == _DATA:  # swallowed, but heard: it restarts the clock
+                    self._heard.append(t)
+                else:
+                    out.append((t, seg))
             elif kind == "reset_peer":
                 if not self._armed and seg.kind in (_DATA, _EOF):
                     self._armed = True

@@ -26,6 +26,7 @@ from typing import Any, Awaitable, Callable
 
 import simpy
 
+from sim._crash import bury, drop, tracked_sqlite
 from sim._links import Links
 from sim._loop import SimLoop
 from sim._network import Network
@@ -166,6 +167,9 @@ class World:
         self._disk: Path | None = None
         self._skewed = False
         self._lingering: list[asyncio.Task[Any]] = []
+        self._dead: dict[asyncio.Task[Any], None] = {}  # hard-crashed hosts' tasks, never run again
+        self._sqlite: dict[str, Any] = {}  # host name -> its open sqlite connections (see sim._crash)
+        self._at_end: list[Callable[[], Any]] = []
         self.errors: list[str] = []
         self.links = Links(self, latency, jitter, local_latency, connect_timeout, tick, user_timeout)
         self.net = Network(self)
@@ -183,6 +187,11 @@ class World:
     @property
     def now(self) -> float:
         return self.env._now
+
+    @property
+    def running(self) -> bool:
+        """True from the start of ``run`` until its teardown ends."""
+        return self._running
 
     def current_host(self) -> Host | None:
         """The host the calling code runs on (None outside any host)."""
@@ -275,8 +284,14 @@ class World:
         self._skewed = any(x.skew or x.drift for x in self.hosts.values())
         self.trace.add(self.env._now, "fault", 0, f"skew {host} {offset!r} {drift!r}")
 
-    def crash(self, host: str) -> None:
-        """Crash a host: tasks cancelled, connections gone without FIN, listeners closed."""
+    def crash(self, host: str, *, hard: bool = False) -> None:
+        """Crash a host: connections gone without FIN, listeners closed, and its code stopped.
+
+        Graceful (the default here, for compatibility): its tasks are cancelled, so ``finally:``
+        blocks and ``except CancelledError`` still run, as in an orderly shutdown. ``hard=True``:
+        a SIGKILL, none of its code runs again (see `sim._crash`); what it committed to disk
+        stays, what it did not is lost. Scenarios and swarms crash hard unless told otherwise.
+        """
         h = self.host(host)
         if not h.up:
             return
@@ -287,12 +302,24 @@ class World:
             self.net.forget(ep)
         for listener in list(h._listeners):
             listener.close()
-        for task in h.tasks:
-            task.cancel()
-            # Code that swallows its cancellation lingers; hold it so the garbage collector
-            # does not destroy it mid-run at a moment that depends on memory, not on the seed.
-            self._lingering.append(task)
+        if hard:
+            for task in drop(self, h):
+                self._dead[task] = None
+        else:
+            for task in h.tasks:
+                task.cancel()
+                # Code that swallows its cancellation lingers; hold it so the garbage collector
+                # does not destroy it mid-run at a moment that depends on memory, not on the seed.
+                self._lingering.append(task)
         h._spawned.clear()
+
+    def kill(self, host: str) -> None:
+        """A hard crash: ``crash(host, hard=True)``."""
+        self.crash(host, hard=True)
+
+    def stop(self, host: str) -> None:
+        """A graceful stop: ``crash(host)``, its tasks cancelled and their cleanup run."""
+        self.crash(host)
 
     def restart(self, host: str) -> None:
         """Restart a crashed host: its entry points run again, with fresh memory (disk survives)."""
@@ -308,6 +335,33 @@ class World:
     def at(self, when: float, fn: Callable[..., Any], *args: Any) -> None:
         """Call fn(*args) at virtual time ``when`` (for fault schedules)."""
         self.after(max(0.0, when - self.env._now), fn, *args)
+
+    def release(self) -> None:
+        """Let go of what a finished run still holds (hosts and their tasks, connections, queued
+        events, the kept trace's events), keeping what a report reads: ``seed``, ``now``,
+        ``errors``, ``trace.hash``. The pytest plugin calls it after every test, so a failed
+        (say livelocked) world does not stay alive with the failure's traceback."""
+        if self._running:
+            raise SimulationError("world.release() is for a finished run; this world is still running")
+        dead, self._dead = list(self._dead), {}
+        bury(dead)
+        self.hosts.clear()
+        self._pending.clear()
+        self._lingering.clear()
+        self._at_end.clear()
+        self._sqlite.clear()
+        self.env._queue.clear()
+        self.net._listeners.clear()
+        self.net._endpoints.clear()
+        self.links._toxics.clear()
+        self.loop._ready.clear()
+        self.loop._scheduled.clear()
+        self.trace.events = []
+
+    def at_end(self, fn: Callable[[], Any]) -> None:
+        """Call ``fn()`` once the run is over, before hard-crashed hosts' memory is reclaimed
+        (their ``finally:`` blocks then run against a closed loop: seal what records the run)."""
+        self._at_end.append(fn)
 
     # -- scheduling ------------------------------------------------------------------------------
     def after(self, delay: float, fn: Callable[..., Any], *args: Any) -> None:
@@ -330,7 +384,7 @@ class World:
         asyncio.set_event_loop(loop)
         wall = time.perf_counter()
         try:
-            with pinned(self):
+            with pinned(self), tracked_sqlite(self):
                 try:
                     value, completed = loop.run_until_complete(self._drive(main, until))
                     end = self.env._now
@@ -340,6 +394,10 @@ class World:
             asyncio.set_event_loop(old_loop)
             events._set_running_loop(outer)
             loop.close()
+            for fn in self._at_end:
+                fn()
+            dead, self._dead = list(self._dead), {}
+            bury(dead)
         return RunResult(
             trace_hash=self.trace.hash,
             now=end,
@@ -352,9 +410,7 @@ class World:
 
     async def _drive(self, main: CoroFn | None, until: float | None) -> tuple[Any, bool]:
         self._running = True
-        pending, self._pending = self._pending, []
-        for host, coro_fn, args, name in pending:
-            host._start(coro_fn, args, name)
+        self._start_pending()  # in a frame of its own: a traceback through _drive holds no host
         if main is None:
             await asyncio.sleep(until)  # type: ignore[arg-type]
             return None, False
@@ -369,6 +425,11 @@ class World:
         task.cancel()
         return None, False
 
+    def _start_pending(self) -> None:
+        pending, self._pending = self._pending, []
+        for host, coro_fn, args, name in pending:
+            host._start(coro_fn, args, name)
+
     def _settle(self, coro: Any) -> None:
         try:
             self.loop.run_until_complete(coro)
@@ -381,7 +442,7 @@ class World:
         loop._spins = 0  # a livelocked run still gets its cleanup
         # In host order, then creation order: all_tasks() iterates in memory-address order.
         tasks = [t for host in self.hosts.values() for t in host.tasks]
-        known = set(tasks)
+        known = set(tasks) | self._dead.keys()
         tasks += sorted((t for t in asyncio.all_tasks(loop) if not t.done() and t not in known), key=lambda t: t.get_name())
         for t in tasks:
             t.cancel()

@@ -13,7 +13,12 @@ from typing import Optional
 
 import typer
 
-from sim.errors import BadInput
+try:  # typer 0.29 and later bring their own copy of click
+    from typer._click import exceptions as _click
+except ImportError:  # pragma: no cover - older typer uses click itself
+    from click import exceptions as _click
+
+from sim.errors import BadInput, out_dir, out_file
 
 app = typer.Typer(
     name="squall",
@@ -33,8 +38,8 @@ app.add_typer(system_app, name="system")
 @sim_app.command("demo")
 def sim_demo(
     seed: int = typer.Option(1, help="Seed of the run; the same seed replays the same run."),
-    devices: int = typer.Option(10, min=1, help="Number of publishing devices."),
-    seconds: float = typer.Option(60.0, min=0.001, help="Virtual seconds to run."),
+    devices: int = typer.Option(10, min=1, max=10_000, help="Number of publishing devices (at most 10,000)."),
+    seconds: float = typer.Option(60.0, min=0.001, max=1_000_000, help="Virtual seconds to run (at most 1,000,000)."),
 ) -> None:
     """Broker plus devices in the simulated world: a first look at squall."""
     from sim.demo import run_demo
@@ -52,7 +57,7 @@ def sim_run(
     scenario: str = typer.Argument(..., help="A shipped scenario's name (smoke, swarm, ...) or a .toml path."),
     seed: Optional[int] = typer.Option(None, help="Seed of the run (default: the scenario's)."),
     out: Optional[Path] = typer.Option(None, help="Run directory (default: squall-runs/sim-SCENARIO-seedN)."),
-    duration: Optional[float] = typer.Option(None, min=0.001, help="Override the scenario's virtual duration (seconds)."),
+    duration: Optional[float] = typer.Option(None, min=0.001, max=1_000_000, help="Override the scenario's virtual duration (seconds, at most 1,000,000)."),
 ) -> None:
     """One seeded run: report.json, report.md, history.jsonl, plots. Exit 1 if a check fails."""
     from sim.run_cli import run_one
@@ -64,7 +69,7 @@ def sim_run(
 def sim_sweep(
     scenario: str = typer.Argument(..., help="A shipped scenario's name or a .toml path."),
     seeds: str = typer.Option("1-20", help="Seeds: a range 1-50, a list 3,7,9, or both."),
-    jobs: Optional[int] = typer.Option(None, min=1, help="Parallel runs (default: the number of cores)."),
+    jobs: Optional[int] = typer.Option(None, min=1, max=256, help="Parallel runs (default: the number of cores; at most 256)."),
     out: Optional[Path] = typer.Option(None, help="Sweep directory (default: squall-runs/sweep-SCENARIO)."),
 ) -> None:
     """Many seeds in parallel with a progress bar; failing seeds listed with their replay commands."""
@@ -84,7 +89,7 @@ def sim_replay(run_dir: Path = typer.Argument(..., help="A run directory written
 @sim_app.command("shrink")
 def sim_shrink(
     run_dir: Path = typer.Argument(..., help="A failing run directory (from sim run or a sweep)."),
-    runs: int = typer.Option(60, min=1, help="How many runs the shrinker may spend."),
+    runs: int = typer.Option(60, min=1, max=10_000, help="How many runs the shrinker may spend (at most 10,000)."),
     out: Optional[Path] = typer.Option(None, help="Where to write the shrunk scenario (default: RUN_DIR/shrunk.toml)."),
 ) -> None:
     """Shrink a failing run's fault schedule to a minimal one that still fails; write it as a scenario."""
@@ -98,7 +103,7 @@ def chaos_run(
     scenario: str = typer.Argument(..., help="A shipped scenario's name or a .toml path."),
     seed: Optional[int] = typer.Option(None, help="Seed of the fault schedule (default: the scenario's)."),
     out: Optional[Path] = typer.Option(None, help="Run directory (default: squall-runs/chaos-SCENARIO-seedN)."),
-    duration: Optional[float] = typer.Option(None, min=1, help="Wall seconds (default: the scenario's [chaos] duration)."),
+    duration: Optional[float] = typer.Option(None, min=1, max=86_400, help="Wall seconds (default: the scenario's [chaos] duration; at most a day)."),
     broker_url: Optional[str] = typer.Option(None, "--broker", help="An external broker instead of the embedded one, e.g. mqtt://127.0.0.1:1883."),
     upstream: Optional[str] = typer.Option(None, help="HOST:PORT the proxy uses to reach the broker, when it differs (proxy in a container)."),
 ) -> None:
@@ -111,18 +116,31 @@ def chaos_run(
 @chaos_app.command("nightly")
 def chaos_nightly(
     out: Optional[Path] = typer.Option(None, help="Report directory (default: squall-runs/nightly-DATE)."),
-    duration: float = typer.Option(15.0, min=1, help="Wall seconds per chaos scenario."),
+    duration: float = typer.Option(15.0, min=1, max=86_400, help="Wall seconds per chaos scenario (at most a day)."),
     seeds: str = typer.Option("1-10", help="Seeds of the sim sweep."),
     sweep_scenario: str = typer.Option("swarm", help="Scenario of the sim sweep."),
     broker_url: Optional[str] = typer.Option(None, "--broker", help="An external broker for the chaos runs."),
     upstream: Optional[str] = typer.Option(None, help="HOST:PORT the proxy uses to reach the broker."),
-    jobs: Optional[int] = typer.Option(None, min=1, help="Parallel runs in the sweep (default: the number of cores)."),
-    scenarios: Optional[str] = typer.Option(None, help="Comma-separated scenarios to run in chaos (default: every shipped one)."),
+    jobs: Optional[int] = typer.Option(None, min=1, max=256, help="Parallel runs in the sweep (default: the number of cores; at most 256)."),
+    scenarios: Optional[str] = typer.Option(None, help="Comma-separated scenarios to run in chaos: shipped names or .toml files (default: every shipped one)."),
 ) -> None:
     """Every shipped scenario in chaos plus a sim sweep, one report directory with an index."""
     from chaos.nightly import nightly
 
     raise typer.Exit(nightly(out, duration, seeds, sweep_scenario, broker_url, upstream, jobs, scenarios))
+
+
+@app.command("init")
+def init(
+    folder: Path = typer.Argument(Path("."), help="Your project folder (default: here)."),
+    package: str = typer.Option(..., "--package", help="Your services' Python package (an example is written if it does not exist)."),
+) -> None:
+    """Starter files to test your own services: squall.toml, squall_checks.py, tests/test_squall.py."""
+    from sim.starter import write_starter
+
+    for path, written in write_starter(folder, package):
+        print(f"{'wrote' if written else 'kept '} {path}")
+    print(f"next: cd {folder} && squall sim run squall.toml && python -m pytest tests/test_squall.py")
 
 
 @app.command("bench")
@@ -137,6 +155,8 @@ def bench(
     """Benchmark figures, measured side by side in one run."""
     from sim.bench import run_bench
 
+    if json_out is not None:
+        out_file(json_out, "--json", "figures.json")  # before the figures run, not after
     if check or update_baseline or baseline is not None:
         from sim.bench._check import run_check
 
@@ -203,20 +223,36 @@ def system_up(
     from system.fleet._live import UpError, run_up
 
     try:
-        code = run_up(port, FleetConfig(rooms=rooms, sensors_per_room=sensors_per_room), seed=seed, data_dir=data)
+        code = run_up(port, FleetConfig(rooms=rooms, sensors_per_room=sensors_per_room), seed=seed, data_dir=out_dir(data, "--data") if data else None)
     except (UpError, ValidationError) as exc:
         raise BadInput(str(exc).splitlines()[0]) from None
     raise typer.Exit(code)
 
 
+def _usage(exc: _click.UsageError) -> str:
+    """click's usage error (bad option, missing argument, out of range) as one line."""
+    message = " ".join(exc.format_message().split()).rstrip(".")
+    where = exc.ctx.command_path if exc.ctx is not None else "squall"
+    return f"{message}; see {where} --help"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: bad input is one line on stderr and exit code 2, never a traceback."""
     try:
-        app(args=argv, standalone_mode=True)
-    except BadInput as exc:
-        print(f"squall: error: {exc}", file=sys.stderr)
+        code = app(args=argv, standalone_mode=False)
+    except _click.NoArgsIsHelpError as exc:  # a bare `squall` or `squall sim`: the help
+        exc.show()
+        sys.exit(exc.exit_code)
+    except _click.UsageError as exc:
+        print(f"squall: error: {_usage(exc)}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
+    except _click.ClickException as exc:
+        print(f"squall: error: {' '.join(exc.format_message().split())}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except BadInput as exc:
+        print(f"squall: error: {' '.join(str(exc).splitlines())}", file=sys.stderr)  # one line, whatever it quotes
+        sys.exit(2)
+    except (KeyboardInterrupt, typer.Abort):
         print("squall: interrupted", file=sys.stderr)
         sys.exit(130)
     except Exception as exc:  # a bug of ours: one line by default, the traceback on request
@@ -224,6 +260,7 @@ def main(argv: list[str] | None = None) -> None:
             raise
         print(f"squall: internal error: {type(exc).__name__}: {exc} (set SQUALL_DEBUG=1 for the traceback, and please report it)", file=sys.stderr)
         sys.exit(3)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

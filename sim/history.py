@@ -21,16 +21,30 @@ class History:
     def __init__(self, clock: Callable[[], float], origin: float = 0.0) -> None:
         self._clock = clock
         self._origin = origin
+        self._sealed = False
         self.records: list[dict[str, Any]] = []
 
     def __call__(self, event: Any) -> None:
         """The observer hook: record a system event."""
+        if self._sealed:
+            return  # e.g. a hard-crashed host's code reclaimed after the run: it never ran
         record = event.to_dict() if hasattr(event, "to_dict") else dict(event)
         at = record.pop("at", None)
         record["t"] = round((at if at is not None else self._clock()) - self._origin, 6)
         if record.get("queued"):  # a loop time too (see system.observer.Published)
             record["queued"] = round(record["queued"] - self._origin, 6)
         self.records.append(record)
+
+    def wire(self, record: dict[str, Any]) -> None:
+        """The broker's wire tap: a flat record, stamped now (the cheap path: it runs per packet)."""
+        if self._sealed:
+            return
+        record["t"] = round(self._clock() - self._origin, 6)
+        self.records.append(record)
+
+    def seal(self) -> None:
+        """Record no more system events (the run is over)."""
+        self._sealed = True
 
     def note(self, event: str, **fields: Any) -> None:
         """Record something the runner itself saw (a fault, a sample)."""

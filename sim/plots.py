@@ -33,6 +33,10 @@ def plot_run(out: Path, history: list[dict[str, Any]], report: dict[str, Any]) -
     width = _buckets(end)
     judged = report.get("judged", {})
     topics, receivers = judged.get("topics", "#"), set(judged.get("receivers", []))
+    if not any(r.get("event") == "publish" for r in history) and any(r.get("event") == "mqtt" for r in history):
+        from sim.checks._wire import as_events
+
+        history, receivers = as_events(history), set()  # user services: drawn from the broker's wire record
     published = {r["id"]: r.get("queued", r["t"]) for r in history if r.get("event") == "publish" and r.get("id") and topic_matches(topics, r.get("topic", ""))}
     sent: dict[int, int] = defaultdict(int)
     got: dict[int, int] = defaultdict(int)

@@ -29,6 +29,10 @@ Installed with squall (entry point ``pytest11: squall``), so nothing to configur
   passes options to `World`. Parametrize ``squall_flavor`` to run both flavors.
 - A failing seed's report has a ``squall`` section: the seed, the world's virtual time and
   task errors, and the one command that replays exactly that seed.
+- ``squall_scenario(path)``: runs a scenario file (your ``[[services]]``) with the test's
+  seed and fails the test, naming each failed check and the replay command, unless every
+  check holds (``check=False`` returns the `RunOutcome` instead; ``out=DIR`` keeps the run
+  directory). ``run_scenario_file(path, seed)`` is the same without a fixture.
 - Hypothesis strategies for fault schedules are re-exported here (`schedules`, `toxics`, ...);
   inside ``@given`` make a world per example with `world_with_broker(seed)`.
 """
@@ -73,6 +77,7 @@ __all__ = [
 BROKER_HOST = "broker"
 BROKER_PORT = 1883
 DEFAULT_SEEDS = (1,)
+DEFAULT_TIMEOUT = 120  # wall seconds per test: a simulated world that hangs is a finding, not a CI stall
 
 _world_key = pytest.StashKey["World"]()
 _broker_key = pytest.StashKey["SimBroker | None"]()
@@ -196,6 +201,11 @@ def _parse_seeds(value: Any, where: str) -> list[int]:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("squall", "squall simulated worlds")
+    parser.addini(
+        "squall_timeout",
+        "wall seconds each test using squall_world may take, when pytest-timeout is installed and no --timeout or timeout marker says otherwise (0: none)",
+        default=str(DEFAULT_TIMEOUT),
+    )
     group.addoption(
         "--squall-seeds",
         default=None,
@@ -242,6 +252,22 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize(
         "squall_seed", seeds, indirect=True, ids=[f"seed={s}" for s in seeds]
     )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A default wall-clock limit for tests in a simulated world (through pytest-timeout)."""
+    if not config.pluginmanager.hasplugin("timeout") or config.getoption("timeout", None):
+        return
+    try:
+        limit = float(config.getini("squall_timeout"))
+    except ValueError:
+        raise pytest.UsageError(f"squall_timeout = {config.getini('squall_timeout')!r}: give wall seconds, e.g. 120 (0: no limit)") from None
+    if limit <= 0:
+        return
+    for item in items:
+        names = getattr(item, "fixturenames", ())
+        if ("squall_world" in names or "squall_seed" in names) and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(limit))
 
 
 def _parametrized_by_hand(metafunc: pytest.Metafunc) -> bool:
@@ -319,7 +345,38 @@ def _failure_text(item: pytest.Item, seed: int) -> str:
     return "\n".join(lines)
 
 
+# -- scenario files ------------------------------------------------------------------------------
+
+
+def run_scenario_file(path: Any, seed: int, *, out: Any = None, check: bool = True) -> Any:
+    """Run a scenario file for one seed; with ``check``, raise AssertionError unless all checks hold."""
+    from pathlib import Path
+
+    from sim.runner import run_scenario
+    from sim.scenario import load_scenario
+
+    ref = str(path)
+    outcome = run_scenario(load_scenario(ref), seed, out=Path(out) if out is not None else None, scenario_ref=ref, plots=out is not None)
+    if check and not outcome.ok:
+        failed = [c for c in outcome.report["checks"] if not c["ok"]]
+        lines = [f"{ref} seed {seed}: {len(failed)} check(s) failed"] + [f"  {c['name']}: {c['detail']}" for c in failed]
+        lines.append(f"  replay: {outcome.report['replay']}")
+        raise AssertionError("\n".join(lines))
+    return outcome
+
+
 # -- fixtures ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def squall_scenario(squall_seed: int) -> Any:
+    """``squall_scenario(path, check=True, out=None)``: run a scenario file with this test's seed."""
+
+    def run(path: Any, *, check: bool = True, out: Any = None) -> Any:
+        return run_scenario_file(path, squall_seed, out=out, check=check)
+
+    return run
+
 
 
 @pytest.fixture
@@ -342,7 +399,7 @@ def squall_flavor(request: pytest.FixtureRequest) -> str | None:
 @pytest.fixture
 def squall_world(
     request: pytest.FixtureRequest, squall_seed: int, squall_flavor: str | None
-) -> World:
+) -> Generator[World, None, None]:
     """A fresh simulated world seeded with the test's seed, the embedded broker on host "broker"."""
     broker_marker = request.node.get_closest_marker("squall_broker")
     broker_options = {
@@ -368,7 +425,13 @@ def squall_world(
         )
     request.node.stash[_world_key] = world
     request.node.stash[_broker_key] = broker
-    return world
+    yield world
+    # The failure report has been written (it reads the world in makereport); let go of the
+    # world now, so a failed seed's hosts, tasks and trace do not stay alive with its
+    # traceback (pytest keeps the last one for post-mortem debugging) while other seeds run.
+    del request.node.stash[_world_key]
+    if not world.running:
+        world.release()
 
 
 @pytest.fixture

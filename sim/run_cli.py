@@ -6,7 +6,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from sim.errors import BadInput
+from sim.errors import BadInput, out_dir, out_file, shown
 
 console = Console()
 
@@ -17,10 +17,10 @@ def run_one(scenario_ref: str, seed: int | None, out: Path | None, duration: flo
 
     scenario = load_scenario(scenario_ref)
     if duration is not None:
-        scenario = scenario.model_copy(update={"duration": duration})
+        scenario = scenario.with_duration(duration)
     seed = scenario.seed if seed is None else seed
     name = Path(scenario_ref).stem if scenario_ref.endswith(".toml") else scenario_ref
-    out = out or Path("squall-runs") / f"sim-{name}-seed{seed}"
+    out = out_dir(out or Path("squall-runs") / f"sim-{name}-seed{seed}")
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     columns = (TextColumn(f"{scenario.name} seed {seed}"), BarColumn(), TextColumn("{task.completed:,.0f} of {task.total:,.0f} virtual s"), TimeElapsedColumn())
@@ -49,7 +49,8 @@ def _print_report(report: dict, out: Path) -> None:
 def sweep_many(scenario_ref: str, seeds: str, jobs: int | None, out: Path) -> int:
     from sim.sweep import parse_seeds, print_summary, sweep
 
-    summary = sweep(scenario_ref, parse_seeds(seeds), out, jobs)
+    seed_list = parse_seeds(seeds)
+    summary = sweep(scenario_ref, seed_list, out_dir(out), jobs)
     print_summary(summary)
     console.print(f"sweep summary: {out / 'sweep.json'}")
     return 1 if summary["failed"] else 0
@@ -58,8 +59,7 @@ def sweep_many(scenario_ref: str, seeds: str, jobs: int | None, out: Path) -> in
 def replay_dir(run_dir: Path) -> int:
     from sim.replay import replay
 
-    if not run_dir.exists():
-        raise BadInput(f"run directory {run_dir} not found; make one with squall sim run SCENARIO --out {run_dir}")
+    _run_dir(run_dir, "make one with squall sim run SCENARIO --out DIR")
     with console.status(f"replaying {run_dir} ..."):
         result = replay(run_dir)
     if result.same:
@@ -74,8 +74,9 @@ def replay_dir(run_dir: Path) -> int:
 def shrink_dir(run_dir: Path, runs: int, out: Path | None) -> int:
     from sim.shrink import describe, shrink_run
 
-    if not run_dir.exists():
-        raise BadInput(f"run directory {run_dir} not found; shrink a failing run directory from squall sim run or sweep")
+    _run_dir(run_dir, "shrink a failing run directory from squall sim run or sweep")
+    if out is not None:
+        out_file(out)
     with console.status(f"shrinking {run_dir} (up to {runs} runs) ..."):
         result = shrink_run(run_dir, runs, out)
     for line in describe(result):
@@ -83,3 +84,12 @@ def shrink_dir(run_dir: Path, runs: int, out: Path | None) -> int:
     console.print(f"shrunk scenario: {result.path}\nreplay with: squall sim run {result.path} --seed {result.seed}")
     return 0
 
+
+def _run_dir(run_dir: Path, fix: str) -> None:
+    try:
+        is_dir = run_dir.is_dir()
+    except OSError:  # a name too long for the file system
+        is_dir = False
+    if not is_dir:
+        what = "is a file, not a run directory" if run_dir.is_file() else "not found"
+        raise BadInput(f"run directory {shown(str(run_dir), 120)} {what}; {fix}")

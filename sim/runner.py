@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator
 from sim._plan import plan
 from sim._trace import Trace
 from sim._world import World
-from sim.checks import CheckResult, RunFacts, metrics, run_checks
+from sim.checks import CheckResult, RunFacts, metrics, run_checks, run_custom_checks
 from sim.errors import SimulationError
 from sim.faults.schedule import CrashFault, Schedule
 from sim.history import History
@@ -58,7 +58,7 @@ def run_scenario(
 ) -> RunOutcome:
     """``progress`` is called with the virtual time, a hundred times over the run (it watches
     the clock from the kernel and changes nothing in the run: same seed, same trace hash)."""
-    with quiet("amqtt"):
+    with quiet("amqtt"), quiet("system.supervisor"):  # a supervised service's death is in the history
         return _run(scenario, scenario.seed if seed is None else seed, out=out, schedule=schedule, keep_trace=keep_trace, scenario_ref=scenario_ref, plots=plots, progress=progress)
 
 
@@ -86,11 +86,12 @@ def _run(scenario: Scenario, seed: int, *, out: Path | None, schedule: Schedule 
         trace=keep_trace,
     )
     history = History(clock=lambda: world.now)
+    world.at_end(history.seal)
     flavor = scenario.broker.flavor
 
     from system.broker import EmbeddedBroker
 
-    durable = EmbeddedBroker(host="0.0.0.0", port=BROKER_PORT, flavor=flavor)
+    durable = EmbeddedBroker(host="0.0.0.0", port=BROKER_PORT, flavor=flavor, observer=history.wire if scenario.judges_wire else None)
 
     async def broker() -> None:
         durable.crashed(durable=scenario.broker.durable)  # a no-op on the first boot
@@ -126,8 +127,9 @@ def _run(scenario: Scenario, seed: int, *, out: Path | None, schedule: Schedule 
         now, trace_hash, trace, errors = world.now, world.trace.hash, world.trace, world.errors
     wall = time.perf_counter() - wall
 
-    facts = RunFacts(duration=scenario.duration, quiet_after=schedule.quiet_after, end=now)
+    facts = RunFacts(duration=scenario.duration, quiet_after=schedule.quiet_after, end=now, extras=scenario.check_facts())
     checks = run_checks(history.records, scenario.checks, facts)
+    checks += run_custom_checks(history.records, scenario.checks, facts, scenario.pythonpath)
     progress = CheckResult("progress", stuck is None, "the run reached its end" if stuck is None else str(stuck), at=None if stuck is None else now)
     checks.insert(0, progress)
     report = build_report(

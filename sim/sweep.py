@@ -14,11 +14,13 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from sim.errors import BadInput
+from sim.errors import BadInput, shown
+
+MAX_SEEDS = 100_000  # seeds in one sweep: hours of runs already; more is a typo (1-1000000000)
 
 
 def parse_seeds(text: str) -> list[int]:
-    """``"1-50"``, ``"3,7,9"`` or a mix: ``"1-5,9"``."""
+    """``"1-50"``, ``"3,7,9"`` or a mix: ``"1-5,9"``; at most MAX_SEEDS seeds."""
     seeds: list[int] = []
     try:
         for part in text.split(","):
@@ -28,11 +30,15 @@ def parse_seeds(text: str) -> list[int]:
                 lo, hi = int(a), int(b)
                 if hi < lo:
                     raise ValueError
+                if len(seeds) + hi - lo + 1 > MAX_SEEDS:
+                    raise BadInput(f"--seeds {shown(text, 60)}: {len(seeds) + hi - lo + 1:,} seeds, a sweep takes at most {MAX_SEEDS:,}; split it into several sweeps")
                 seeds.extend(range(lo, hi + 1))
             elif part:
                 seeds.append(int(part))
     except ValueError:
-        raise BadInput(f"--seeds {text!r}: write a range like 1-50, a list like 3,7,9, or both (1-5,9)") from None
+        raise BadInput(f"--seeds {shown(repr(text), 60)}: write a range like 1-50, a list like 3,7,9, or both (1-5,9)") from None
+    if len(seeds) > MAX_SEEDS:
+        raise BadInput(f"--seeds {shown(text, 60)}: {len(seeds):,} seeds, a sweep takes at most {MAX_SEEDS:,}; split it into several sweeps")
     if not seeds:
         raise BadInput("--seeds: no seeds given; write a range like 1-50")
     return list(dict.fromkeys(seeds))
@@ -74,7 +80,7 @@ def sweep(scenario_ref: str, seeds: list[int], out: Path, jobs: int | None = Non
     from sim.scenario import load_scenario
 
     load_scenario(scenario_ref)  # bad input fails here, once, not in every worker
-    jobs = max(1, jobs or os.cpu_count() or 1)
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(seeds)))
     out.mkdir(parents=True, exist_ok=True)
     results: list[dict[str, Any]] = []
     start = time.perf_counter()

@@ -25,6 +25,7 @@ from system.bus import (
 from system.envelope import Envelope, EnvelopeError, EnvelopeFactory, decode, encode
 from system.observer import (
     Connected,
+    Connecting,
     Delivered,
     Disconnected,
     Dropped,
@@ -42,6 +43,7 @@ __all__ = [
     "BusClosed",
     "BusSettings",
     "Connected",
+    "Connecting",
     "Delivered",
     "Disconnected",
     "Dropped",

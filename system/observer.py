@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 __all__ = [
     "Connected",
+    "Connecting",
     "Delivered",
     "Disconnected",
     "Dropped",
@@ -99,6 +100,18 @@ class Delivered(Event):
     seq: int
     kind: str
     handlers: int
+
+
+@dataclass(frozen=True, slots=True)
+class Connecting(Event):
+    """An attempt to reach the broker begins, after the backoff delay (``attempt`` from 1
+    since the last loss). ``initial`` and ``maximum`` are the backoff the client was configured
+    with: the delay before attempt n promises at most ``min(maximum, initial * 2**(n-1))``."""
+
+    name: ClassVar[str] = "connecting"
+    attempt: int
+    initial: float
+    maximum: float
 
 
 @dataclass(frozen=True, slots=True)

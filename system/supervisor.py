@@ -186,7 +186,7 @@ class Supervisor(StartStop):
                 error = "returned (a service must run until cancelled)"
             crashes = 1 if loop.time() - began >= self.stable_after else crashes + 1
             delay = self.backoff.delay(crashes)
-            self._set(name, "crashed", error=error, delay=delay)
+            self._set(name, "crashed", error=error, delay=delay, policy=True)
             self._set(name, "backoff", delay=delay)
             await asyncio.sleep(delay)
             if self._stopping:
@@ -200,6 +200,7 @@ class Supervisor(StartStop):
         *,
         error: str | None = None,
         delay: float | None = None,
+        policy: bool = False,
     ) -> None:
         old, self.states[name] = self.states[name], new
         try:
@@ -215,6 +216,15 @@ class Supervisor(StartStop):
             attempt=self.starts[name],
             delay=delay,
             error=error,
+            **(
+                {
+                    "initial": self.backoff.initial,
+                    "maximum": self.backoff.maximum,
+                    "stable_after": self.stable_after,
+                }
+                if policy
+                else {}
+            ),
         )
         try:
             self.observer(event)

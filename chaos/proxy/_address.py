@@ -35,7 +35,12 @@ def join(host: str, port: int) -> str:
 
 
 async def resolve(address: str) -> tuple[str, int]:
-    """The one IP a listen address binds to (IPv4 first, as Go's resolver prefers) and its port."""
+    """The one IP a listen address binds to (IPv4 first, as Go's resolver prefers) and its port.
+
+    An empty address is Toxiproxy's default, any free port; squall binds it on loopback.
+    """
+    if not address:
+        return DEFAULT_HOST, 0
     host, port = split(address)
     if not host:
         return DEFAULT_HOST, port

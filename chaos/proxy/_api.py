@@ -30,11 +30,22 @@ def _json_type(value: Any) -> str:
     return "null" if value is None else _JSON_TYPES.get(type(value), type(value).__name__)
 
 
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # Python would take NaN and Infinity; Go's decoder does not
+
+
+_DECODER = json.JSONDecoder(parse_constant=_no_constants)
+
+
 def _decode(body: bytes) -> Any:
+    """The first JSON value of the body; like Go's json.Decoder, what follows it is not read."""
     if not body.strip():
         raise BAD_REQUEST_BODY.joined("EOF")
     try:
-        return json.loads(body)
+        return _DECODER.raw_decode(body.decode("utf-8").strip())[0]
+    except RecursionError:
+        # Go's decoder stops at 10000 levels; Python's stack well before. Either way: a bad body.
+        raise BAD_REQUEST_BODY.joined("JSON nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise BAD_REQUEST_BODY.joined(f"invalid JSON: {exc}") from None
 
@@ -68,13 +79,35 @@ def _spec(obj: dict[str, Any]) -> ProxySpec:
     return ProxySpec(
         name=_field(obj, "name", (str,), "string") or "",
         upstream=_field(obj, "upstream", (str,), "string") or "",
-        listen=_field(obj, "listen", (str,), "string") or "127.0.0.1:0",
+        listen=_field(obj, "listen", (str,), "string") or "",  # bound on loopback, reported "" until then
         enabled=True if enabled is None else enabled,
     )
 
 
+def _compact(doc: object) -> bytes:
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def _ok(status: int, doc: object) -> Response:
+    """A success as Toxiproxy writes it: compact JSON, no newline."""
+    return Response(status, _compact(doc))
+
+
+def _refused(exc: ApiError) -> Response:
+    """An error as Toxiproxy writes it (Go's http.Error): JSON sent as text/plain, with a newline."""
+    return Response(
+        exc.status, _compact(exc.to_json()) + b"\n", "text/plain; charset=utf-8", [("X-Content-Type-Options", "nosniff")]
+    )
+
+
+def _populated(status: int, proxies: list[Any], exc: ApiError | None = None) -> Response:
+    """/populate answers JSON either way, the error (if any) beside the proxies it did create (null if none)."""
+    doc = {**(exc.to_json() if exc else {}), "proxies": [p.to_json() for p in proxies] or None}
+    return Response(status, _compact(doc))
+
+
 def _no_content() -> Response:
-    return Response(204, b"", content_type="text/plain; charset=utf-8")
+    return Response(204, b"", content_type=None)
 
 
 class Api:
@@ -85,62 +118,63 @@ class Api:
         self.registry = registry
 
     async def __call__(self, request: Request) -> Response:
-        response = await self._dispatch(request)
-        response.headers.append(("X-Toxiproxy-Request-Id", uuid.uuid4().hex[:20]))
-        return response
-
-    async def _dispatch(self, request: Request) -> Response:
         if request.headers.get("user-agent", "").startswith("Mozilla/"):
             # A browser page could otherwise drive the API by cross-site requests.
             return Response(403, b"User agent not allowed\n", content_type="text/plain; charset=utf-8")
         route = _match(request.segments())
-        if route is None:
-            return Response.json(404, {"error": f"404 page not found: {request.path}", "status": 404})
+        if route is None:  # Go's router: its plain-text page, before any handler (so no request id)
+            return Response(404, b"404 page not found\n", "text/plain; charset=utf-8", [("X-Content-Type-Options", "nosniff")])
         methods, params = route
         handler = methods.get(request.method)
-        if handler is None:
-            allowed = ", ".join(sorted(methods))
-            response = Response.json(405, {"error": f"method {request.method} not allowed; use {allowed}", "status": 405})
-            response.headers.append(("Allow", allowed))
-            return response
+        if handler is None:  # Go's router: a bare 405 (HEAD included), no body, no Allow header
+            return Response(405, b"", content_type=None)
+        response = await self._handle(handler, request, params)
+        response.headers.append(("X-Toxiproxy-Request-Id", uuid.uuid4().hex[:20]))
+        return response
+
+    async def _handle(self, handler: Handler, request: Request, params: dict[str, str]) -> Response:
         try:
             return await handler(self, request, params)
         except PopulateError as exc:
-            return Response.json(exc.status, {**exc.to_json(), "proxies": [p.to_json() for p in exc.proxies]})
+            return _populated(exc.status, exc.proxies, exc)
         except ApiError as exc:
-            return Response.json(exc.status, exc.to_json())
+            if handler is Api.populate:
+                return _populated(exc.status, [], exc)
+            return _refused(exc)
 
     # -- proxies ----------------------------------------------------------------------------------
 
     async def proxy_index(self, request: Request, params: dict[str, str]) -> Response:
-        return Response.json(200, {name: p.to_json() for name, p in self.proxies.all().items()})
+        return _ok(200, {name: p.to_json() for name, p in self.proxies.all().items()})
 
     async def proxy_create(self, request: Request, params: dict[str, str]) -> Response:
         spec = _spec(_object(_decode(request.body), "the proxy"))
         proxy = await self.proxies.create(spec)
-        return Response.json(201, proxy.to_json())
+        return _ok(201, proxy.to_json())
 
     async def populate(self, request: Request, params: dict[str, str]) -> Response:
         doc = _decode(request.body)
+        if doc is None:
+            doc = []  # Go decodes null into an empty list
         if not isinstance(doc, list):
             raise BAD_REQUEST_BODY.joined(f"populate takes a JSON array of proxies, got {_json_type(doc)}")
         specs = [_spec(_object(item, f"proxy {i}")) for i, item in enumerate(doc, start=1)]
-        created = await self.proxies.populate(specs)
-        return Response.json(201, {"proxies": [p.to_json() for p in created]})
+        return _populated(201, await self.proxies.populate(specs))
 
     async def proxy_show(self, request: Request, params: dict[str, str]) -> Response:
-        return Response.json(200, self.proxies.get(params["proxy"]).to_json())
+        return _ok(200, self.proxies.get(params["proxy"]).to_json())
 
     async def proxy_update(self, request: Request, params: dict[str, str]) -> Response:
         self.proxies.get(params["proxy"])
         obj = _object(_decode(request.body), "the proxy")
+        _field(obj, "name", (str,), "string")  # Toxiproxy decodes the whole proxy, renaming nothing
         proxy = await self.proxies.update(
             params["proxy"],
             listen=_field(obj, "listen", (str,), "string"),
             upstream=_field(obj, "upstream", (str,), "string"),
             enabled=_field(obj, "enabled", (bool,), "boolean"),
         )
-        return Response.json(200, proxy.to_json())
+        return _ok(200, proxy.to_json())
 
     async def proxy_delete(self, request: Request, params: dict[str, str]) -> Response:
         await self.proxies.delete(params["proxy"])
@@ -154,7 +188,7 @@ class Api:
 
     async def toxic_index(self, request: Request, params: dict[str, str]) -> Response:
         proxy = self.proxies.get(params["proxy"])
-        return Response.json(200, [t.to_json() for t in proxy.toxics()])
+        return _ok(200, [t.to_json() for t in proxy.toxics()])
 
     async def toxic_create(self, request: Request, params: dict[str, str]) -> Response:
         proxy = self.proxies.get(params["proxy"])
@@ -164,8 +198,8 @@ class Api:
         stream = _field(obj, "stream", (str,), "string")
         toxicity = _field(obj, "toxicity", (int, float), "number")
         attributes = _field(obj, "attributes", (dict,), "object")
-        stream = "downstream" if stream is None else stream.lower()
-        if stream not in ("upstream", "downstream"):
+        stream = "downstream" if stream is None else stream  # kept as written: Toxiproxy lowers it only to act
+        if stream.lower() not in ("upstream", "downstream"):
             raise INVALID_STREAM
         name = name or f"{kind}_{stream}"
         if kind not in TOXIC_TYPES:
@@ -177,11 +211,11 @@ class Api:
             toxic = Toxic.model_validate(doc)
         except ValidationError as exc:
             raise _validation(exc) from None
-        return Response.json(200, proxy.add_toxic(toxic).to_json())
+        return _ok(200, proxy.add_toxic(toxic).to_json())
 
     async def toxic_show(self, request: Request, params: dict[str, str]) -> Response:
         proxy = self.proxies.get(params["proxy"])
-        return Response.json(200, proxy.toxic(params["toxic"]).to_json())
+        return _ok(200, proxy.toxic(params["toxic"]).to_json())
 
     async def toxic_update(self, request: Request, params: dict[str, str]) -> Response:
         proxy = self.proxies.get(params["proxy"])
@@ -199,7 +233,7 @@ class Api:
             toxic = proxy.update_toxic(params["toxic"], patch)
         except ValidationError as exc:
             raise _validation(exc) from None
-        return Response.json(200, toxic.to_json())
+        return _ok(200, toxic.to_json())
 
     async def toxic_delete(self, request: Request, params: dict[str, str]) -> Response:
         self.proxies.get(params["proxy"]).remove_toxic(params["toxic"])

@@ -36,6 +36,17 @@ TOXIC_NOT_FOUND = ApiError("toxic not found", 404)
 BODY_TOO_LARGE = ApiError("request body too large", 413)
 
 
+def out_of_files(what: str) -> str:
+    """``what`` failed for want of file descriptors: say which limit, and how to get out."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return (
+        f"{what}: too many open files (RLIMIT_NOFILE={soft}); close connections or delete proxies, "
+        "or raise the limit (ulimit -n)"
+    )
+
+
 def listen_error(message: str) -> ApiError:
     """A proxy that cannot listen where asked: Toxiproxy answers 500 with the OS's reason."""
     return ApiError(message, 500)

@@ -44,7 +44,7 @@ class Request:
 class Response:
     status: int
     body: bytes = b""
-    content_type: str = "application/json"
+    content_type: str | None = "application/json"  # None: no Content-Type header at all
     headers: list[tuple[str, str]] = field(default_factory=list)
 
     @classmethod
@@ -142,7 +142,7 @@ class HttpServer:
             except Exception as exc:  # a crash in one handler is a 500, not a dead server
                 log.exception("http: %s %s failed", request.method, request.path)
                 response = _error(500, f"internal error: {type(exc).__name__}: {exc}")
-            await self._send(conn, writer, response, close=False)
+            await self._send(conn, writer, response, close=False, head=request.method == "HEAD")
             if conn.our_state is h11.MUST_CLOSE:
                 return
             conn.start_next_cycle()
@@ -180,18 +180,19 @@ class HttpServer:
                 return None
         return Request(event.method.decode("ascii"), event.target.decode("latin-1"), headers, bytes(body))
 
-    async def _send(self, conn: h11.Connection, writer: asyncio.StreamWriter, response: Response, close: bool) -> None:
-        headers = [
-            ("Content-Type", response.content_type),
-            ("Content-Length", str(len(response.body))),
-            *response.headers,
-        ]
+    async def _send(
+        self, conn: h11.Connection, writer: asyncio.StreamWriter, response: Response, close: bool, head: bool = False
+    ) -> None:
+        headers = [] if response.content_type is None else [("Content-Type", response.content_type)]
+        if not head:  # an answer to HEAD has no body, and Go's server then sends no length either
+            headers.append(("Content-Length", str(len(response.body))))
+        headers += response.headers
         if close:
             headers.append(("Connection", "close"))
         try:
             reason = _REASONS.get(response.status, b"")
             data = conn.send(h11.Response(status_code=response.status, headers=headers, reason=reason))
-            if response.body:
+            if response.body and not head:
                 data += conn.send(h11.Data(data=response.body))
             data += conn.send(h11.EndOfMessage())
         except h11.LocalProtocolError:

@@ -307,14 +307,14 @@ class Link:
     # -- toxics, as the API changes them -----------------------------------------------------
 
     def add_toxic(self, toxic: Toxic) -> None:
-        pipe = self.pipe(toxic.stream)
+        pipe = self.pipe(toxic.direction)
         stage = stage_for(toxic, pipe, self.rng)
         pipe.stages.append(stage)
         if self.connected:
             stage.started()
 
     def update_toxic(self, toxic: Toxic) -> None:
-        for stage in self.pipe(toxic.stream).stages:
+        for stage in self.pipe(toxic.direction).stages:
             if stage.name == toxic.name:
                 stage.update(toxic)
 

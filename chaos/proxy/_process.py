@@ -111,7 +111,7 @@ def _main(argv: list[str] | None = None) -> int:
     """The child: serve on an ephemeral port, say where, stop when stdin closes."""
     import argparse
 
-    from chaos.proxy._server import ProxyServer
+    from chaos.proxy._server import ProxyServer, report_out_of_files
 
     parser = argparse.ArgumentParser(prog="python -m chaos.proxy._child")
     parser.add_argument("--host", default="127.0.0.1")
@@ -119,6 +119,7 @@ def _main(argv: list[str] | None = None) -> int:
 
     async def serve() -> None:
         loop = asyncio.get_running_loop()
+        report_out_of_files(loop, "proxy process")
         stop = asyncio.Event()
 
         def wait_for_parent() -> None:

@@ -7,15 +7,41 @@ import errno
 import logging
 import os
 import random
+import socket
 from typing import Any
 
 from chaos.proxy import _address
-from chaos.proxy._errors import TOXIC_EXISTS, TOXIC_NOT_FOUND, listen_error
+from chaos.proxy._errors import TOXIC_EXISTS, TOXIC_NOT_FOUND, listen_error, out_of_files
 from chaos.proxy._link import Link
 from chaos.proxy._metrics import ByteCounts
 from sim.faults.toxics import Toxic
 
 log = logging.getLogger(__name__)
+
+
+def _reason(exc: OSError) -> str:
+    return os.strerror(exc.errno).lower() if exc.errno else str(exc)
+
+
+def _listener(host: str, port: int) -> socket.socket:
+    """A bound TCP socket for ``host:port``; OSError, with Go's words, when it cannot be."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as exc:
+        raise OSError(exc.errno, f"socket: {_reason(exc)}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise OSError(exc.errno, f"bind: {_reason(exc)}") from None
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 class Proxy:
@@ -50,12 +76,20 @@ class Proxy:
             return False
         host, port = await _address.resolve(self.listen)
         loop = asyncio.get_running_loop()
+        where = f"listen tcp {_address.join(host, port)}"
         try:
-            server = await loop.create_server(self._accept, host, port, reuse_address=True, backlog=512)
+            # Our own socket: asyncio's create_server skips a socket() that fails (out of file
+            # descriptors) and hands back a server listening nowhere.
+            sock = _listener(host, port)
         except OSError as exc:
-            reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
-            op = "bind" if exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES) else "listen"
-            raise listen_error(f"listen tcp {_address.join(host, port)}: {op}: {reason}") from None
+            if exc.errno in (errno.EMFILE, errno.ENFILE):
+                raise listen_error(out_of_files(f"{where}: socket")) from None
+            raise listen_error(f"{where}: {exc.strerror}") from None
+        try:
+            server = await loop.create_server(self._accept, sock=sock, backlog=512)
+        except OSError as exc:
+            sock.close()
+            raise listen_error(f"{where}: listen: {_reason(exc)}") from None
         bound = server.sockets[0].getsockname()
         self._server = server
         self.listen = _address.join(bound[0], bound[1])
@@ -93,8 +127,8 @@ class Proxy:
 
     def toxics(self) -> list[Toxic]:
         """Upstream toxics, then downstream ones, each in the order added (Toxiproxy's listing)."""
-        return [t for t in self._toxics if t.stream == "upstream"] + [
-            t for t in self._toxics if t.stream == "downstream"
+        return [t for t in self._toxics if t.direction == "upstream"] + [
+            t for t in self._toxics if t.direction == "downstream"
         ]
 
     def toxic(self, name: str) -> Toxic:

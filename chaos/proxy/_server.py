@@ -2,18 +2,42 @@
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import random
+import sys
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
 from chaos.proxy._api import Api
 from chaos.proxy._collection import ProxyCollection, ProxySpec
+from chaos.proxy._errors import out_of_files
 from chaos.proxy._http import HttpServer
 from chaos.proxy._metrics import ByteCounts, registry_for
 from chaos.proxy._proxy import Proxy
 
 DEFAULT_PORT = 8474
+
+
+def report_out_of_files(loop: asyncio.AbstractEventLoop, prog: str = "squall proxy") -> None:
+    """One line on stderr, not asyncio's traceback, each time an accept fails for want of descriptors.
+
+    asyncio retries the accept a second later by itself, so the server recovers once
+    descriptors are free again; other errors keep the loop's handler.
+    """
+    previous = loop.get_exception_handler()
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE):
+            print(f"{prog}: {out_of_files('accept')}", file=sys.stderr, flush=True)
+        elif previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
 
 
 class ProxyServer:

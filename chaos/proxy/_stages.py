@@ -96,12 +96,13 @@ class Stage:
             return True
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[bool] = loop.create_future()
-        timer = loop.call_later(seconds, _wake, fut, True)
+        timer = loop.call_later(seconds, _wake, fut, True) if seconds != float("inf") else None
         self._waiting = fut
         try:
             return await fut
         finally:
-            timer.cancel()
+            if timer is not None:
+                timer.cancel()
             self._waiting = None
 
     def _interrupt(self) -> None:
@@ -135,7 +136,12 @@ class Bandwidth(Stage):
 
     async def handle(self, data: bytes | None, read_at: float, emit: Emit) -> None:
         attrs: BandwidthAttrs = self.toxic.attributes
-        if data is None or attrs.rate <= 0:
+        if data is None:
+            await emit(data, read_at)
+            return
+        if attrs.stopped:
+            # Toxiproxy at rate 0: the chunk waits until the toxic is updated or removed.
+            await self._sleep(float("inf"))
             await emit(data, read_at)
             return
         loop = asyncio.get_running_loop()
@@ -160,7 +166,10 @@ class SlowClose(Stage):
 
 
 class Timeout(Stage):
-    """Swallows data; closes the connection after ``timeout`` ms (never when 0).
+    """Swallows data; closes the connection after ``timeout`` ms without data (never when <= 0).
+
+    Each chunk that reaches the toxic restarts the clock, as Toxiproxy's does: a client that
+    keeps talking into a timeout toxic is never cut off, one that falls silent is.
 
     As in Toxiproxy, removing the toxic closes the connections it acted on: the bytes it
     dropped are gone, so the stream cannot continue meaningfully.
@@ -194,7 +203,9 @@ class Timeout(Stage):
     async def handle(self, data: bytes | None, read_at: float, emit: Emit) -> None:
         if data is None:
             await emit(None, read_at)
-        # Data is dropped on the floor.
+            return
+        if self._timer is not None:
+            self.started()  # data restarts the clock, and is dropped on the floor
 
 
 class ResetPeer(Stage):

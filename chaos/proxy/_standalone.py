@@ -11,7 +11,7 @@ from typing import Any
 
 from chaos.proxy._collection import ProxySpec
 from chaos.proxy._errors import ApiError
-from chaos.proxy._server import ProxyServer
+from chaos.proxy._server import ProxyServer, report_out_of_files
 from sim.errors import BadInput
 
 
@@ -20,12 +20,18 @@ _JSON_NAMES = {dict: "object", str: "string", int: "number", float: "number", bo
 
 def load_config(path: Path) -> list[ProxySpec]:
     """A Toxiproxy ``-config`` file: a JSON array of ``{name, upstream, listen?, enabled?}``."""
+    if path.exists() and not path.is_file():  # a directory, a device, a pipe: reading it could never end
+        raise BadInput(f"--config {path}: not a regular file; pass a JSON file listing proxies")
     try:
+        if path.stat().st_size > 10_000_000:
+            raise BadInput(f"--config {path}: {path.stat().st_size:,} bytes is not a proxy list (at most 10,000,000); pass the right file")
         doc: Any = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise BadInput(f"--config {path}: no such file; pass a JSON file listing proxies") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise BadInput(f"--config {path}: cannot read it ({exc}); pass a readable JSON file") from None
+    except RecursionError:
+        raise BadInput(f"--config {path}: nested too deeply to be a proxy list; pass a JSON array of proxies") from None
     except ValueError as exc:
         raise BadInput(f"--config {path}: not valid JSON ({exc}); fix the syntax at that position") from None
     if not isinstance(doc, list):
@@ -57,6 +63,7 @@ def load_config(path: Path) -> list[ProxySpec]:
 
 async def serve(host: str, port: int, specs: list[ProxySpec], *, config: Path | None = None) -> None:
     """Run until SIGINT or SIGTERM, then close every proxy."""
+    report_out_of_files(asyncio.get_running_loop())
     server = ProxyServer(host, port)
     try:
         await server.start()

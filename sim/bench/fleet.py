@@ -14,7 +14,7 @@ def compression(quick: bool) -> dict[str, float]:
     """A 100-sensor fleet (25 rooms x 4 sensors) for 120 virtual seconds (30 with --quick)."""
     base = load_scenario("smoke")
     seconds = 30.0 if quick else 120.0
-    scenario = base.model_copy(update={"name": "fleet-100", "duration": seconds, "fleet": {**base.fleet, "rooms": 25, "sensors_per_room": 4}})
+    scenario = base.model_copy(update={"name": "fleet-100", "duration": seconds, "fleet": {**(base.fleet or {}), "rooms": 25, "sensors_per_room": 4}})
     outcome = run_scenario(scenario, 1, keep_trace=False, plots=False)
     r = outcome.report
     return {

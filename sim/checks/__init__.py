@@ -14,14 +14,23 @@ from sim.checks._accounting import check_accounting
 from sim.checks._availability import check_availability
 from sim.checks._commands import check_commands
 from sim.checks._control import check_control
+from sim.checks._custom import CheckInput, Verdict, run_custom_checks
 from sim.checks._delivery import loss, check_duplicates, check_latency, check_order, check_qos0_loss, check_qos1_loss
 from sim.checks._index import Index
 from sim.checks._liveness import check_liveness
 from sim.checks._memory import check_memory
 from sim.checks._overflow import check_overflow
-from sim.checks._model import CheckConfig, CheckResult, Record, RunFacts, quantile, topic_matches
+from sim.checks._reconnect import check_reconnect
+from sim.checks._restore import check_restore
+from sim.checks._resubscribe import check_resubscribe
+from sim.checks._supervisor import check_supervisor
+from sim.checks._model import CheckConfig, CheckResult, CustomCheck, Record, RunFacts, quantile, topic_matches
+from sim.checks._wire import WIRE_CHECKS, run_wire_checks, wire_metrics
 
-__all__ = ["CHECKS", "CheckConfig", "CheckResult", "Record", "RunFacts", "metrics", "quantile", "run_checks", "topic_matches"]
+__all__ = [
+    "CHECKS", "FLEET_ONLY", "WIRE_CHECKS", "CheckConfig", "CheckInput", "CheckResult", "CustomCheck", "Record", "RunFacts", "Verdict",
+    "metrics", "quantile", "run_checks", "run_custom_checks", "run_wire_checks", "topic_matches", "wire_metrics",
+]
 
 # The report lists checks in this order.
 CHECKS: dict[str, Callable[[Index, RunFacts], CheckResult]] = {
@@ -36,13 +45,29 @@ CHECKS: dict[str, Callable[[Index, RunFacts], CheckResult]] = {
     "commands": check_commands,
     "availability": check_availability,
     "liveness": check_liveness,
+    "restore": check_restore,
+    "reconnect": check_reconnect,
+    "resubscribe": check_resubscribe,
+    "supervisor": check_supervisor,
     "memory": check_memory,
 }
 
 
+# Checks that read the reference fleet's own observer records: a scenario of user services
+# only (no [fleet]) has none of those, so it skips them and is judged on the wire instead.
+FLEET_ONLY = {"qos1_loss", "qos0_loss", "accounting", "overflow", "control", "duplicates", "order", "latency", "commands", "availability", "liveness", "restore", "reconnect", "resubscribe", "supervisor"}
+
+
 def run_checks(history: Iterable[Record], cfg: CheckConfig, facts: RunFacts) -> list[CheckResult]:
+    """``facts.extras``: ``fleet`` (default True) runs the fleet's checks; ``wire`` the broker
+    wire checks; ``durable`` whether the broker keeps sessions across a crash."""
+    history = list(history)
     ix = Index(history, cfg)
-    return [fn(ix, facts) for name, fn in CHECKS.items() if name not in cfg.skip]
+    fleet = facts.extras.get("fleet", True)
+    out = [fn(ix, facts) for name, fn in CHECKS.items() if name not in cfg.skip and (fleet or name not in FLEET_ONLY)]
+    if facts.extras.get("wire", False):
+        out += run_wire_checks(history, cfg, facts)
+    return out
 
 
 def metrics(history: Iterable[Record], cfg: CheckConfig, facts: RunFacts) -> dict[str, Any]:
@@ -56,7 +81,7 @@ def metrics(history: Iterable[Record], cfg: CheckConfig, facts: RunFacts) -> dic
         v = quantile(lat, x)
         return None if math.isnan(v) else round(v, 3)
 
-    return {
+    out = {
         "published": len(ix.published),
         "delivered": len(ix.deliveries),
         "lost": len(lost1) + len(lost0),
@@ -67,3 +92,6 @@ def metrics(history: Iterable[Record], cfg: CheckConfig, facts: RunFacts) -> dic
         "errors": len(ix.by_event.get("error", [])),
         "dropped": len(ix.by_event.get("drop", [])),
     }
+    if not facts.extras.get("fleet", True):  # user services: the broker's wire is the only record
+        out.update(wire_metrics(ix.by_event.get("mqtt", []) + ix.by_event.get("crash", []), cfg, facts))
+    return out

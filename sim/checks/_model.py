@@ -11,6 +11,15 @@ from pydantic import BaseModel, ConfigDict, Field
 Record = dict[str, Any]
 
 
+class CustomCheck(BaseModel):
+    """``[[checks.custom]] entry = "pkg.checks:fn"``: a user's check over the history."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    entry: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$", description='"package.module:function" taking a sim.checks.CheckInput')
+    name: str | None = Field(None, description="the verdict's name when the function returns a bare bool (default: the function's name)")
+
+
 class CheckConfig(BaseModel):
     """Thresholds, as a scenario file's ``[checks]`` table."""
 
@@ -35,6 +44,11 @@ class CheckConfig(BaseModel):
         2000.0, gt=0, description="p99 of control-band messages' hand-over to broker, while connected (None: measured, not judged)"
     )
     skip: list[str] = Field(default_factory=list, description="checks not to run")
+    wire: bool | None = Field(None, description="judge the broker's wire record (default: when the scenario has [[services]])")
+    resubscribe_s: float = Field(10.0, gt=0, description="a client whose session was lost must subscribe again within this")
+    will_s: float = Field(5.0, gt=0, description="a will must reach its subscribers within this after an ungraceful end")
+    max_qos1_duplicates: int | None = Field(None, ge=0, description="QoS 1 copies beyond the first allowed on the wire (default: reported, not judged)")
+    custom: list[CustomCheck] = Field(default_factory=list)
 
 
 @dataclass

@@ -8,7 +8,9 @@ Faults, by kind:
 - ``toxic``: a Toxiproxy toxic on a target (``"host:port"`` or ``"a<->b"``); removed after duration.
 - ``down``: the target disabled (Toxiproxy's enabled=false); re-enabled after duration.
 - ``partition``: host sets a and b cut apart (``oneway``: only a->b); healed after duration.
-- ``crash``: a host crashes; restarted after duration (never, without one).
+- ``crash``: a host crashes; restarted after duration (never, without one). ``mode = "hard"``
+  (the default) is a SIGKILL: none of its code runs again, not even ``finally:``;
+  ``"graceful"`` cancels its tasks, so their cleanup runs (an orderly stop).
 - ``skew``: a host's wall clock offset (and drift); back to true after duration.
 """
 
@@ -19,12 +21,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Iterable, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from sim.faults.toxics import Toxic
+from sim.faults.toxics import TOXIC_TYPES, Toxic
 
 if TYPE_CHECKING:
     from sim._world import World
 
 FAULT_KINDS = ("toxic", "down", "partition", "crash", "skew")
+MAX_SECONDS = 1_000_000.0  # a bound on every time in a schedule: about 11.6 days (the shipped soak is 1 day)
 
 
 class _Fault(BaseModel):
@@ -79,22 +82,23 @@ class PartitionFault(_Fault):
 class CrashFault(_Fault):
     kind: Literal["crash"] = "crash"
     host: str
+    mode: Literal["hard", "graceful"] = "hard"
 
     def start(self, world: "World") -> None:
-        world.crash(self.host)
+        world.crash(self.host, hard=self.mode == "hard")
 
     def stop(self, world: "World") -> None:
         world.restart(self.host)
 
     def label(self) -> str:
-        return f"crash {self.host}"
+        return f"crash {self.host}" if self.mode == "hard" else f"stop {self.host}"
 
 
 class SkewFault(_Fault):
     kind: Literal["skew"] = "skew"
     host: str
-    offset: float
-    drift: float = 0.0
+    offset: float = Field(ge=-1e7, le=1e7, description="seconds, at most about 115 days either way")
+    drift: float = Field(0.0, ge=-0.5, le=0.5, description="seconds gained per second, -0.5 to 0.5")
 
     def start(self, world: "World") -> None:
         world.skew(self.host, self.offset, self.drift)
@@ -114,15 +118,16 @@ class TimedFault(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    at: float = Field(ge=0)
-    duration: float | None = Field(default=None, gt=0)
+    at: float = Field(ge=0, le=MAX_SECONDS, description="virtual seconds")
+    duration: float | None = Field(default=None, gt=0, le=MAX_SECONDS, description="seconds, None: never undone")
     fault: Fault
 
     @model_validator(mode="before")
     @classmethod
     def _flat(cls, data: Any) -> Any:
         # Scenario files write faults flat: at, duration, kind and the fault's own fields.
-        if isinstance(data, dict) and "fault" not in data and "kind" in data:
+        # Without a kind it is still a flat fault: the error then names the missing kind.
+        if isinstance(data, dict) and "fault" not in data:
             data = dict(data)
             timing = {k: data.pop(k) for k in ("at", "duration") if k in data}
             if data.get("kind") == "toxic" and "toxic" not in data:
@@ -174,14 +179,23 @@ class SwarmMix(BaseModel):
 
     kinds: list[Literal["toxic", "down", "partition", "crash", "skew"]] = Field(default_factory=lambda: ["toxic", "partition", "crash"])
     p_kind: float = Field(0.5, ge=0, le=1)
-    per_minute: float = Field(2.0, ge=0, description="faults per virtual minute (intensity)")
-    min_duration: float = Field(1.0, gt=0)
-    max_duration: float = Field(15.0, gt=0)
-    toxic_types: list[str] = Field(default_factory=lambda: ["latency", "bandwidth", "slicer", "reset_peer", "timeout", "limit_data"])
+    per_minute: float = Field(2.0, ge=0, le=600, description="faults per virtual minute (intensity), at most 600")
+    min_duration: float = Field(1.0, ge=0.001, le=MAX_SECONDS, description="seconds, at least 0.001")
+    max_duration: float = Field(15.0, ge=0.001, le=MAX_SECONDS, description="seconds, at least min_duration")
+    toxic_types: list[Literal["latency", "bandwidth", "slow_close", "timeout", "reset_peer", "slicer", "limit_data", "noop"]] = Field(
+        default_factory=lambda: ["latency", "bandwidth", "slicer", "reset_peer", "timeout", "limit_data"], min_length=1, description=f"toxics to draw from: some of {', '.join(TOXIC_TYPES)}"
+    )
     crash_hosts: list[str] = Field(default_factory=list)
+    crash_mode: Literal["hard", "graceful"] = Field("hard", description="hard: SIGKILL, no cleanup runs; graceful: tasks cancelled")
     partition_hosts: list[str] = Field(default_factory=list)
     targets: list[str] = Field(default_factory=list)
     skew_hosts: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _durations_ordered(self) -> "SwarmMix":
+        if self.min_duration > self.max_duration:
+            raise ValueError(f"min_duration ({self.min_duration:g}) is above max_duration ({self.max_duration:g}); swap them")
+        return self
 
     def usable_kinds(self) -> list[str]:
         need = {"toxic": self.targets, "down": self.targets, "partition": self.partition_hosts, "crash": self.crash_hosts, "skew": self.skew_hosts}
@@ -227,7 +241,7 @@ def swarm_schedule(seed: int, duration: float, mix: SwarmMix, *, start: float = 
             cut = rng.randint(1, len(hosts) - 1)
             fault = PartitionFault(a=sorted(hosts[:cut]), b=sorted(hosts[cut:]), oneway=rng.random() < 0.25)
         elif kind == "crash":
-            fault = CrashFault(host=rng.choice(mix.crash_hosts))
+            fault = CrashFault(host=rng.choice(mix.crash_hosts), mode=mix.crash_mode)
         else:
             fault = SkewFault(host=rng.choice(mix.skew_hosts), offset=round(rng.uniform(-300, 300), 3), drift=round(rng.uniform(-0.001, 0.001), 6))
         faults.append(TimedFault(at=at, duration=length, fault=fault))

@@ -38,6 +38,7 @@ from system.app._events import (
     DeviceError,
     DeviceHealthChanged,
     DeviceStateChanged,
+    DeviceStateRestored,
     RoomTemperature,
     ServiceChanged,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "DeviceHealthChanged",
     "DeviceMachine",
     "DeviceStateChanged",
+    "DeviceStateRestored",
     "InvalidTransition",
     "RoomTemperature",
     "Router",

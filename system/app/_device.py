@@ -18,6 +18,7 @@ from system.app._events import (
     DeviceError,
     DeviceHealthChanged,
     DeviceStateChanged,
+    DeviceStateRestored,
 )
 from system.app._periodic import Interval
 from system.app._state import StateMachine
@@ -117,7 +118,9 @@ class DeviceMachine:
             )
 
     def _restore(self) -> None:
-        self.machine.force(self._saved.restore())
+        state = self._saved.restore()
+        self.machine.force(state)
+        self.device._emit(DeviceStateRestored, machine=self.name, state=state, stored=self._saved.found)
 
 
 class CoalescingGroup:

@@ -26,6 +26,19 @@ class DeviceStateChanged(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class DeviceStateRestored(Event):
+    """A starting device's state machine took its persisted state (``initial`` when nothing
+    was stored): with ``DeviceStateChanged`` it lets a harness judge that a restarted device
+    comes back in the state it last acknowledged."""
+
+    name: ClassVar[str] = "device_state_restored"
+    device: str
+    machine: str
+    state: str
+    stored: bool
+
+
+@dataclass(frozen=True, slots=True)
 class DeviceHealthChanged(Event):
     """A device's health moved between ``ok``, ``degraded`` and ``failing``."""
 
@@ -95,7 +108,10 @@ class ConfigReloaded(Event):
 class ServiceChanged(Event):
     """A supervised service moved: ``starting``, ``running``, ``crashed``, ``backoff``,
     ``stopping``, ``stopped``. ``attempt`` counts starts; ``delay`` is the backoff before the
-    next start (``crashed``); ``error`` what it died of."""
+    next start (``crashed``); ``error`` what it died of. On ``crashed``, ``initial``,
+    ``maximum`` and ``stable_after`` are the supervisor's restart policy, so a reader of the
+    history can judge the delay: at most ``min(maximum, initial * 2**(k-1))`` for the k-th
+    crash in a row (a run that lasted ``stable_after`` seconds starts the count again)."""
 
     name: ClassVar[str] = "service"
     service: str
@@ -104,6 +120,9 @@ class ServiceChanged(Event):
     attempt: int
     delay: float | None = None
     error: str | None = None
+    initial: float | None = None
+    maximum: float | None = None
+    stable_after: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,13 @@ MQTT-3.1.2-13, -14     accepts a CONNECT whose will QoS/retain contradict the wi
 MQTT-3.8.3-3           will QoS 3; a SUBSCRIBE/UNSUBSCRIBE without filters; packet id 0
 MQTT-3.10.3-2          / malformed: close that connection
 MQTT-2.3.1-1
+MQTT-3.1.2-9, -19,     accepts a CONNECT with bytes after its last field, without a field its
+-21, 3.1.3-1           flags announce, or with a will topic that has a wildcard or is empty;
+MQTT-4.7.1-1           a QoS 0 PUBLISH with DUP=1; a PINGREQ, DISCONNECT or acknowledgement
+MQTT-3.3.1-2           with a body of the wrong length; CONNECT fixed-header flags other than
+MQTT-2.2.2-2           0000 / malformed: close that connection
+MQTT-4.7.2             stops routing a connection's messages after it publishes to a $-topic,
+                       connection left open / acknowledge, do not route, keep the connection
 MQTT-4.7.3-1           grants a zero-length topic filter / SUBACK 0x80
 MQTT-4.3.3-2           ignores a PUBREL for an unknown packet id (the publisher's flow never
                        completes) / always answer PUBCOMP; a re-sent QoS 2 PUBLISH only gets PUBREC
@@ -70,7 +77,7 @@ from amqtt.session import ApplicationMessage, Session
 from amqtt.utils import gen_client_id
 
 from system.broker._handler import SquallHandler
-from system.broker._validate import BytesReader, read_body
+from system.broker._validate import BytesReader, header_violation, read_body
 
 _log = logging.getLogger(__name__)
 
@@ -124,6 +131,9 @@ class SquallBroker(Broker):
                 raise NoDataError("connection closed before CONNECT")
             if header.packet_type != CONNECT:  # [MQTT-3.1.0-1]
                 raise MQTTError(f"first packet is type {header.packet_type}, not CONNECT")
+            why = header_violation(header)
+            if why:
+                raise MQTTError(why)
             body = await read_body(reader, header)
             handler, session = await SquallHandler.init_from_connect(
                 BytesReader(header.to_bytes() + body), writer, self.plugins_manager
@@ -335,8 +345,10 @@ class SquallBroker(Broker):
             return True
         await self.plugins_manager.fire_event(BrokerEvents.MESSAGE_RECEIVED, client_id=session.client_id, message=app_message)
         topic = app_message.topic
-        if not topic or "#" in topic or "+" in topic or topic.startswith("$"):
+        if not topic or "#" in topic or "+" in topic:
             return False
+        if topic.startswith("$"):  # reserved for the server [MQTT-4.7.2]: acknowledged, not routed
+            return True
         if not await self._topic_filtering(session, topic=topic, action=Action.PUBLISH):
             return True
         await self.plugins_manager.fire_event(BrokerEvents.MESSAGE_BROADCAST, client_id=session.client_id, message=app_message)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import random
+import signal
 import sys
+from collections.abc import Iterator
 from typing import TextIO
 
 from system.broker.embedded import FLAVORS, EmbeddedBroker
@@ -29,31 +33,64 @@ def _check_flavor(flavor: str) -> None:
 
 
 def serve(host: str, port: int, flavor: str, out: TextIO | None = None) -> int:
-    """Run the embedded broker until Ctrl-C; 0 on a clean stop."""
+    """Run the embedded broker until SIGINT or SIGTERM; 0 on that clean stop.
+
+    Both signals are handled here, not left to Python's defaults: a shell starts a background
+    job with SIGINT ignored (Python then never raises KeyboardInterrupt) and SIGTERM would kill
+    the process without closing its connections. A stop asked for by a signal is the server's
+    normal end, so it exits 0, as mosquitto does. State (retained messages, persistent
+    sessions) is kept in memory only: it does not survive the stop.
+    """
     _check_flavor(flavor)
+    out = out or sys.stdout
 
     async def main() -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
         broker = EmbeddedBroker(host, port, flavor=flavor)  # type: ignore[arg-type]
         try:
-            await broker.start()
-        except Exception as exc:  # amqtt wraps bind errors in BrokerError
-            raise UsageError(f"cannot listen on {host}:{port} ({exc}); pick another with --host/--port") from None
-        print(f"squall broker ({flavor}) listening on {host}:{broker.port}; Ctrl-C stops it", file=out or sys.stdout, flush=True)
+            with _quiet():  # amqtt logs the bind error's traceback; the one-line error says it all
+                await broker.start()
+        except Exception as exc:  # noqa: BLE001 - amqtt wraps bind errors in BrokerError
+            raise UsageError(
+                f"cannot listen on {host}:{port}: {_reason(exc)}; pick another with --host/--port (0: any free port)"
+            ) from None
+        print(f"squall broker ({flavor}) listening on {host}:{broker.port}; Ctrl-C stops it", file=out, flush=True)
         try:
-            await asyncio.Event().wait()
-        finally:
+            await stop.wait()
+        finally:  # the handlers stay: a second Ctrl-C while stopping is absorbed, not a traceback
             await broker.stop()
+        print("squall broker stopped", file=out, flush=True)
 
-    try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
-        pass
+    asyncio.run(main())
     return 0
 
 
-# The embedded broker under test gets a user and an ACL, so the credential and ACL checks run too.
-_USER, _PASSWORD, _DENIED = "conformance", "conformance", "forbidden/#"
-_ACL = {"anonymous": ["#"], _USER: ["squall/#"]}
+def _reason(exc: BaseException) -> str:
+    """The OS's words for a bind error (``address already in use``), else the exception's."""
+    while exc.__cause__ is not None or exc.__context__ is not None:
+        if isinstance(exc, OSError):
+            break
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    if isinstance(exc, OSError) and exc.errno:  # negative: a resolver error, its own words
+        return os.strerror(exc.errno).lower() if exc.errno > 0 else str(exc.strerror)
+    return str(exc)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """amqtt and its state machine log every refused packet and failed start; mute them here."""
+    loggers = [logging.getLogger(n) for n in ("amqtt", "transitions", "system.broker")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
 
 
 def conformance(against: str | None, flavor: str, only: str | None = None, seed: int | None = None,
@@ -63,7 +100,12 @@ def conformance(against: str | None, flavor: str, only: str | None = None, seed:
     ``user`` (NAME:PASSWORD) and ``denied_filter`` describe what the remote broker has configured;
     without them the credential and ACL checks are skipped there.
     """
-    from system.broker.conformance import Target, format_table, run_suite
+    from system.broker.conformance import (
+        Target,
+        format_table,
+        run_suite,
+        run_suite_embedded,
+    )
 
     _check_flavor(flavor)
     address = parse_address(against) if against else None
@@ -84,22 +126,10 @@ def conformance(against: str | None, flavor: str, only: str | None = None, seed:
             target = Target(*address, name=against or "", username=name or None, password=password or None,
                             denied_filter=denied_filter)
             return await run_suite(target, rng, only)
-        async with EmbeddedBroker(
-            "127.0.0.1", 0, flavor=flavor, users={_USER: _PASSWORD}, acl=_ACL  # type: ignore[arg-type]
-        ) as broker:
-            target = Target("127.0.0.1", broker.port, f"embedded {flavor}", _USER, _PASSWORD, _DENIED)
-            return await run_suite(target, rng, only)
+        return await run_suite_embedded(flavor, rng, only)  # a fresh broker per statement
 
-    # The broker under test logs every refused packet; the table is the report here.
-    quiet = [logging.getLogger(n) for n in ("amqtt", "transitions", "system.broker")]
-    levels = [lg.level for lg in quiet]
-    for lg in quiet:
-        lg.setLevel(logging.CRITICAL)
-    try:
+    with _quiet():  # the broker under test logs every refused packet; the table is the report here
         outcomes = asyncio.run(main())
-    finally:
-        for lg, level in zip(quiet, levels, strict=True):
-            lg.setLevel(level)
     if not outcomes:
         raise UsageError(f"--only {only!r} matches no statement; names look like MQTT_3_1_2_4_clean_session_0_...")
     title = f"MQTT 3.1.1 conformance of {against or f'the embedded {flavor} broker'}"

@@ -12,7 +12,12 @@ from amqtt.adapters import ReaderAdapter
 from amqtt.errors import NoDataError
 from amqtt.mqtt.packet import (
     CONNECT,
+    DISCONNECT,
+    PINGREQ,
+    PUBACK,
+    PUBCOMP,
     PUBLISH,
+    PUBREC,
     PUBREL,
     SUBSCRIBE,
     UNSUBSCRIBE,
@@ -20,13 +25,21 @@ from amqtt.mqtt.packet import (
 )
 
 MAX_PACKET = 16 * 1024 * 1024  # a larger packet closes the connection rather than filling memory
+# packets whose body has a fixed size: anything else is malformed [MQTT-4.8.0-1]
+_BODY_LENGTH = {PINGREQ: 0, DISCONNECT: 0, PUBACK: 2, PUBREC: 2, PUBREL: 2, PUBCOMP: 2}
+_MQTT_3_1_1 = 4  # protocol level; other levels are refused with CONNACK 0x01 by amqtt [MQTT-3.1.2-2]
 
 
 def header_violation(header: MQTTFixedHeader) -> str | None:
-    """Why a fixed header is malformed, or None. [MQTT-2.2.2-2], [MQTT-3.3.1-4]."""
+    """Why a fixed header is malformed, or None. [MQTT-2.2.2-2], [MQTT-3.3.1-4], [MQTT-3.3.1-2]."""
     t, flags = header.packet_type, header.flags
     if t == PUBLISH:
-        return "PUBLISH with QoS 3" if (flags >> 1) & 3 == 3 else None
+        qos = (flags >> 1) & 3
+        if qos == 3:
+            return "PUBLISH with QoS 3"
+        return "QoS 0 PUBLISH with DUP=1 [MQTT-3.3.1-2]" if qos == 0 and flags & 0x08 else None
+    if t in _BODY_LENGTH and header.remaining_length != _BODY_LENGTH[t]:
+        return f"packet type {t} with remaining length {header.remaining_length}, must be {_BODY_LENGTH[t]}"
     if t in (SUBSCRIBE, UNSUBSCRIBE, PUBREL):
         return None if flags == 0x02 else f"packet type {t} with flags {flags:04b}, must be 0010"
     return None if flags == 0 else f"packet type {t} with flags {flags:04b}, must be 0000"
@@ -53,8 +66,10 @@ def check_body(ptype: int, flags: int, body: bytes) -> None:
     """Raise ValueError for what amqtt's decoders let through: ill-formed UTF-8 or U+0000 in a
     string [MQTT-1.5.3-1, -2] (amqtt turns bad UTF-8 into the ``repr`` of the bytes), a packet
     id of 0 [MQTT-2.3.1-1], SUBSCRIBE/UNSUBSCRIBE without filters [MQTT-3.8.3-3, 3.10.3-2], a
-    requested QoS with reserved bits [MQTT-3.8.3-4], and CONNECT will flags that contradict
-    each other [MQTT-3.1.2-13, -14, -15]."""
+    requested QoS with reserved bits [MQTT-3.8.3-4], CONNECT will flags that contradict
+    each other [MQTT-3.1.2-13, -14, -15], and a 3.1.1 CONNECT whose payload lacks a field its
+    flags announce [MQTT-3.1.2-9, -19, -21], has bytes after its last field [MQTT-3.1.3-1],
+    or names a will topic that is empty or has a wildcard [MQTT-4.7.1-1, 4.7.3-1]."""
 
     def string(off: int) -> int:
         n = int.from_bytes(body[off : off + 2], "big")
@@ -63,6 +78,12 @@ def check_body(ptype: int, flags: int, body: bytes) -> None:
             raise ValueError("string field runs past the end of the packet")
         if "\x00" in raw.decode("utf-8"):
             raise ValueError("U+0000 in a string field")
+        return off + 2 + n
+
+    def binary(off: int) -> int:
+        n = int.from_bytes(body[off : off + 2], "big")
+        if off + 2 + n > len(body):
+            raise ValueError("binary field runs past the end of the packet")
         return off + 2 + n
 
     def packet_id(off: int) -> None:
@@ -86,16 +107,26 @@ def check_body(ptype: int, flags: int, body: bytes) -> None:
                 off += 1
     elif ptype == CONNECT:
         off = string(0)
+        level = body[off] if off < len(body) else 0
         connect_flags = body[off + 1] if off + 1 < len(body) else 0
         will, will_qos = connect_flags & 0x04, (connect_flags >> 3) & 3
         if will_qos == 3 or (not will and connect_flags & 0x38):
             raise ValueError("CONNECT will QoS/retain inconsistent with the will flag")
         off = string(off + 4)  # client id
+        if level != _MQTT_3_1_1:  # another protocol's layout: amqtt refuses it with CONNACK 0x01
+            return
         if will:
-            off = string(off)  # will topic
-            off += 2 + int.from_bytes(body[off : off + 2], "big")  # will message: binary
+            end = string(off)
+            topic = body[off + 2 : end]
+            if not topic or b"+" in topic or b"#" in topic:
+                raise ValueError(f"CONNECT will topic {topic!r} is not a valid topic name")
+            off = binary(end)  # will message
         if connect_flags & 0x80:
-            string(off)  # user name; the password is binary data
+            off = string(off)  # user name
+        if connect_flags & 0x40:
+            off = binary(off)  # password: binary data
+        if off != len(body):
+            raise ValueError(f"CONNECT has {len(body) - off} bytes after its last field")
 
 
 async def read_body(reader: ReaderAdapter, header: MQTTFixedHeader) -> bytes:

@@ -11,7 +11,8 @@ their connections, as they must. The state lives in this process only: it does n
 process. Stock amqtt keeps nothing across a restart (its ``start()`` clears everything).
 
 Anonymous clients are allowed by default. ``users`` adds username/password logins (wrong
-password: CONNACK refused); ``allow_anonymous=False`` requires them. ``acl`` maps a username
+password: CONNACK refused); ``allow_anonymous=False`` requires them.
+``observer`` gets every packet on the wire as a dict (system/broker/_tap.py lists them). ``acl`` maps a username
 (``"anonymous"`` for clients without one, ``"*"`` for everyone not listed) to the topic
 patterns it may subscribe and publish to; a denied subscription gets SUBACK 0x80.
 
@@ -22,12 +23,13 @@ the limit keeps one client from filling memory), and a connection that sends no 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from amqtt.broker import Broker
 
 from system.broker._fixes import BrokerState, SquallBroker
+from system.broker._tap import tap
 
 Flavor = Literal["squall", "amqtt"]
 FLAVORS: tuple[str, ...] = ("squall", "amqtt")
@@ -49,6 +51,7 @@ class EmbeddedBroker:
         users: Mapping[str, str] | None = None,
         allow_anonymous: bool = True,
         acl: Mapping[str, Sequence[str]] | None = None,
+        observer: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         if flavor not in FLAVORS:
             raise ValueError(f"broker flavor must be one of {', '.join(FLAVORS)} (got {flavor!r})")
@@ -60,6 +63,7 @@ class EmbeddedBroker:
         self.users = dict(users or {})
         self.allow_anonymous = allow_anonymous
         self.acl = {k: list(v) for k, v in acl.items()} if acl is not None else None
+        self.observer = observer
         self._broker: Broker | None = None
         self._saved: BrokerState | None = None
 
@@ -80,6 +84,8 @@ class EmbeddedBroker:
     async def start(self) -> None:
         cls = SquallBroker if self.flavor == "squall" else Broker
         broker = cls(self._config())
+        if self.observer is not None:
+            tap(broker, self.observer)
         await broker.start()
         if self.port == 0:
             server = broker._servers["default"].instance  # noqa: SLF001 - amqtt exposes no getter

@@ -45,6 +45,7 @@ from system.bus._types import (
 from system.envelope import Envelope, EnvelopeError, EnvelopeFactory, decode, encode
 from system.observer import (
     Connected,
+    Connecting,
     Delivered,
     Disconnected,
     Dropped,
@@ -447,6 +448,7 @@ class BusClient:
                 await asyncio.sleep(self._backoff.delay(attempt))
             if not self._stopping:
                 self._set_state("connecting" if lost_at is None else "reconnecting")
+            self._emit(Connecting, attempt=attempt, initial=self.settings.reconnect_initial, maximum=self.settings.reconnect_max)
             link = Link(
                 self.settings,
                 will_topic=self.availability_topic,

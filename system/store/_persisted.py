@@ -55,6 +55,7 @@ class Persisted(Generic[T]):
         self._value: T = default
         self.dirty = False
         self.writes = 0
+        self.found = False  # the last restore() found a stored value
 
     @property
     def value(self) -> T:
@@ -70,6 +71,7 @@ class Persisted(Generic[T]):
     def restore(self) -> T:
         if self.store is not None:
             raw = self.store.get(self.namespace, self.key, _MISSING)
+            self.found = raw is not _MISSING
             if raw is not _MISSING:
                 try:
                     self._value = (

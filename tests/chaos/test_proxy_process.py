@@ -17,7 +17,7 @@ from toxiproxy import Toxiproxy
 from toxiproxy.api import APIConsumer
 
 from chaos.proxy import ProxyProcess
-from tests.chaos.proxy_helpers import TIMEOUT, EchoServer
+from proxy_helpers import TIMEOUT, EchoServer
 
 
 async def _round_trip(port: int, payload: bytes) -> tuple[bytes, float]:

@@ -67,13 +67,14 @@ def test_malformed_json_is_400_bad_request_body(method: str, path: str, body: by
         ("/proxies", ["x"]),
         ("/proxies", "x"),
         ("/proxies/db/toxics", {"type": "latency", "toxicity": "high"}),
-        ("/proxies/db/toxics", {"type": "latency", "toxicity": 2}),
+        ("/proxies/db/toxics", {"type": "latency", "toxicity": True}),
         ("/proxies/db/toxics", {"type": "latency", "attributes": [1]}),
         ("/proxies/db/toxics", {"type": "latency", "attributes": {"latency": "slow"}}),
-        ("/proxies/db/toxics", {"type": "latency", "attributes": {"latency": -1}}),
+        ("/proxies/db/toxics", {"type": "latency", "attributes": {"latency": 100.0}}),
+        ("/proxies/db/toxics", {"type": "latency", "attributes": {"latency": 2**63}}),
         ("/proxies/db/toxics", {"type": 3}),
         ("/proxies/db/toxics/t", {"toxicity": "x"}),
-        ("/proxies/db/toxics/t", {"attributes": {"jitter": -5}}),
+        ("/proxies/db/toxics/t", {"attributes": {"jitter": 1.5}}),
         ("/proxies/db/toxics/t", {"attributes": "none"}),
     ],
 )
@@ -151,7 +152,7 @@ def test_keep_alive_serves_several_requests_on_one_connection() -> None:
             last = b"GET /proxies HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
             answer = await raw(server, request * 3 + last)
             assert answer.count(b"HTTP/1.1 200 OK") == 4
-            assert answer.endswith(b"{}\n")
+            assert answer.endswith(b"\r\n\r\n{}")
 
     asyncio.run(main())
 
@@ -313,3 +314,78 @@ def test_byte_preserving_toxics_keep_every_byte_in_order(
             assert await asyncio.wait_for(traffic, 60) == payload
 
     asyncio.run(main())
+
+
+# -- hostile input Toxiproxy answers with 400 or 405, and running out of descriptors ------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 50_000 + b"]" * 50_000, b'{"a":' * 50_000 + b"1" + b"}" * 50_000, b"NaN", b'{"name": "x", "upstream": Infinity}'],
+    ids=["deep-arrays", "deep-objects", "nan", "infinity"],
+)
+@pytest.mark.parametrize("method, path", BODY_ENDPOINTS)
+def test_deep_nesting_and_non_json_numbers_are_400_not_500(method: str, path: str, body: bytes) -> None:
+    async def main() -> None:
+        async with ProxyServer(port=0) as server:
+            await server.create("db", UPSTREAM)
+            server.get("db").add_toxic({"type": "latency"})
+            r = await http(server.url, method, path, body=body)
+            assert r.status == 400, r
+            assert r.json()["error"].startswith("bad request body")
+            assert r.headers["content-type"] == "text/plain; charset=utf-8" or path == "/populate"
+            assert await still_serving(server)
+
+    asyncio.run(main())
+
+
+def test_head_and_other_methods_get_a_bare_405_and_the_connection_carries_on() -> None:
+    async def main() -> None:
+        async with ProxyServer(port=0) as server:
+            head = b"HEAD /version HTTP/1.1\r\nHost: x\r\n\r\n"
+            put = b"PUT /proxies HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+            last = b"GET /proxies HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            answer = await raw(server, head + put + last)
+            first, second, third = answer.split(b"HTTP/1.1 ")[1:]
+            assert first.startswith(b"405 ") and b"content-type" not in first.lower() and b"content-length" not in first.lower()
+            assert second.startswith(b"405 ") and b"content-length: 0\r\n" in second.lower() and second.endswith(b"\r\n\r\n")
+            assert third.startswith(b"200 ") and third.endswith(b"\r\n\r\n{}")
+
+    asyncio.run(main())
+
+
+def test_out_of_file_descriptors_is_a_clear_error_and_the_server_recovers() -> None:
+    import resource
+    import subprocess
+    import sys
+
+    import requests
+
+    limit = 64
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sim.cli", "proxy", "--port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit)),
+    )
+    try:
+        assert proc.stderr is not None
+        url = proc.stderr.readline().rsplit(" ", 1)[1].strip()
+        for i in range(limit):  # each proxy holds a listening socket: the limit comes before i reaches it
+            r = requests.post(f"{url}/proxies", json={"name": f"p{i}", "upstream": UPSTREAM}, timeout=TIMEOUT)
+            if r.status_code != 201:
+                break
+        else:
+            pytest.fail(f"{limit} proxies fit under RLIMIT_NOFILE={limit}")
+        assert r.status_code == 500
+        error = r.json()["error"]
+        assert "too many open files (RLIMIT_NOFILE=64)" in error and "ulimit -n" in error and "\n" not in error
+        assert f"p{i}" not in requests.get(f"{url}/proxies", timeout=TIMEOUT).json()  # nothing half-made
+        for j in range(3):
+            assert requests.delete(f"{url}/proxies/p{j}", timeout=TIMEOUT).status_code == 204
+        again = requests.post(f"{url}/proxies", json={"name": "again", "upstream": UPSTREAM}, timeout=TIMEOUT)
+        assert again.status_code == 201, again.text
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert "Traceback" not in err, err

@@ -7,6 +7,7 @@ only makes things slower. Precise timing is the simulated world's business.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import time
 from typing import Awaitable, Callable
@@ -113,7 +114,44 @@ def test_bandwidth_limits_throughput() -> None:
     run(test)
 
 
+def test_bandwidth_rate_zero_holds_everything_until_the_toxic_changes() -> None:
+    """Toxiproxy 2.12, measured: rate 0 is a stopped link (the old squall let it all through)."""
+
+    async def test(echo: EchoServer, server: ProxyServer, proxy: Proxy) -> None:
+        proxy.add_toxic({"type": "bandwidth", "stream": "upstream", "attributes": {"rate": 0}})
+        reader, writer = await connect(proxy.listen)
+        writer.write(b"held")
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(reader.read(100), 0.5)
+        assert echo.reads == []
+        proxy.update_toxic("bandwidth_upstream", {"attributes": {"rate": 1000}})
+        assert await read_exactly(reader, 4) == b"held"
+        writer.close()
+
+    run(test)
+
+
 # -- timeout --------------------------------------------------------------------------------------
+
+
+def test_timeout_restarts_whenever_data_arrives() -> None:
+    """Toxiproxy 2.12, measured: the clock restarts on each chunk, so a talking peer is never cut off."""
+
+    async def test(echo: EchoServer, server: ProxyServer, proxy: Proxy) -> None:
+        proxy.add_toxic({"type": "timeout", "stream": "upstream", "attributes": {"timeout": 1000}})
+        reader, writer = await connect(proxy.listen)
+        for _ in range(25):  # 2.5 s of talking, never 1 s of silence
+            writer.write(b"x")
+            last_write = time.perf_counter()
+            await asyncio.sleep(0.1)
+            assert not reader.at_eof()
+        assert await read_to_end(reader) == b""  # swallowed, then closed after the silence
+        assert time.perf_counter() - last_write >= 0.95  # the last byte restarted the clock
+        assert echo.reads == []
+        writer.close()
+
+    run(test)
+
 
 
 def test_timeout_swallows_data_then_closes() -> None:
@@ -222,6 +260,22 @@ def test_slicer_cuts_into_small_pieces_and_keeps_every_byte() -> None:
         assert await read_exactly(reader, len(payload)) == payload
         assert b"".join(echo.reads) == payload
         assert len(echo.reads) >= 20  # ~500 slices, 0.5 ms apart: the server reads many pieces
+        writer.close()
+
+    run(test)
+
+
+def test_slicer_halves_each_chunk_as_toxiproxy_does() -> None:
+    """1000 B at 100 +- 0: 16 pieces of 62/63 B (Toxiproxy's halving), 20 ms apart; never a 100 B piece."""
+
+    async def test(echo: EchoServer, server: ProxyServer, proxy: Proxy) -> None:
+        proxy.add_toxic({"type": "slicer", "stream": "upstream", "attributes": {"average_size": 100, "delay": 20000}})
+        reader, writer = await connect(proxy.listen)
+        writer.write(bytes(1000))
+        assert await read_exactly(reader, 1000) == bytes(1000)
+        ends = set(itertools.accumulate(len(r) for r in echo.reads))
+        # A busy server may read two pieces at once, never half of one: every read ends on a cut.
+        assert ends <= set(range(0, 1001, 125)) | {i * 125 + 62 for i in range(8)}
         writer.close()
 
     run(test)

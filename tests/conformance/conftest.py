@@ -17,10 +17,9 @@ from pathlib import Path
 import pytest
 
 from system.broker.conformance import Target
+from system.broker.conformance._embedded import ACL, DENIED, PASSWORD, USER
 
-USER, PASSWORD, DENIED = "alice", "wonderland", "forbidden/#"
-# anonymous may use everything; alice only squall/#, so DENIED gets SUBACK 0x80
-ACL = {"anonymous": ["#"], USER: ["squall/#"]}
+__all__ = ["ACL", "DENIED", "PASSWORD", "USER"]  # the embedded targets' user and ACL, mirrored in mosquitto's
 
 
 def _free_port() -> int:

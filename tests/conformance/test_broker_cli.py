@@ -1,12 +1,18 @@
-"""`squall broker`: bad arguments are one line and exit 2; --conformance prints the table and exits 0/1."""
+"""`squall broker`: bad arguments are one line and exit 2; --conformance prints the table and exits 0/1;
+the standalone broker stops cleanly on SIGINT and SIGTERM."""
 
 from __future__ import annotations
 
 import re
+import signal
+import socket
+import subprocess
+import sys
 
 import pytest
 
 from sim.cli import main
+from system.broker.conformance._wire import PINGREQ, connect_bytes, packet
 
 
 def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -43,35 +49,52 @@ def test_conformance_on_stock_amqtt_exits_1_naming_the_statement(capsys: pytest.
     assert re.search(r"MQTT_3_8_4_3_resubscribe_replaces_subscription\s+fail", out)
 
 
-def test_standalone_broker_serves_until_interrupted() -> None:
-    """`squall broker --port 0` says where it listens, serves MQTT, and stops cleanly on Ctrl-C."""
-    import signal
-    import socket
-    import subprocess
-    import sys
+def test_port_in_use_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, _, err = _run(capsys, "--port", str(port))
+    assert code == 2
+    assert err == f"squall: error: cannot listen on 127.0.0.1:{port}: address already in use; pick another with --host/--port (0: any free port)\n"
 
-    from system.broker.conformance._wire import PINGREQ, connect_bytes, packet
 
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a shell starts a background job
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_standalone_broker_stops_cleanly_on_signal(sig: signal.Signals) -> None:
+    """`squall broker --port 0` serves MQTT and stops on SIGINT or SIGTERM with exit 0, no traceback,
+    closing its clients' connections, also when started with SIGINT ignored (a background job)."""
     proc = subprocess.Popen(
         [sys.executable, "-c", "from sim.cli import main; main()", "broker", "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_ignore_sigint,
     )
     try:
-        assert proc.stdout is not None
+        assert proc.stdout is not None and proc.stderr is not None
         line = proc.stdout.readline()  # blocks until the broker is listening (or the process died)
         match = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
-        assert match, f"unexpected first line {line!r}; stderr: {proc.stderr.read() if proc.stderr else ''}"
+        assert match, f"unexpected first line {line!r}; stderr: {proc.stderr.read()}"
         with socket.create_connection(("127.0.0.1", int(match.group(1))), timeout=10) as s:
             s.sendall(connect_bytes("cli-test") + packet(PINGREQ, 0, b""))
-            got = b""
-            while len(got) < 6:
-                chunk = s.recv(6 - len(got))
-                assert chunk, "broker closed the connection"
-                got += chunk
-            assert got == b"\x20\x02\x00\x00\xd0\x00"  # CONNACK accepted, PINGRESP
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(30) == 0
+            assert _recv_exactly(s, 6) == b"\x20\x02\x00\x00\xd0\x00"  # CONNACK accepted, PINGRESP
+            proc.send_signal(sig)
+            assert proc.wait(30) == 0
+            assert s.recv(1) == b"", "the client's connection was left open"
+        out, err = proc.communicate()
+        assert out == "squall broker stopped\n"
+        assert err == "", err
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def _recv_exactly(s: socket.socket, n: int) -> bytes:
+    got = b""
+    while len(got) < n:
+        chunk = s.recv(n - len(got))
+        assert chunk, "broker closed the connection"
+        got += chunk
+    return got

@@ -119,3 +119,23 @@ def test_stock_amqtt_restart_forgets_everything() -> None:
             assert (await sub.recv(PUBLISH)).payload == b"marker"
 
     asyncio.run(main())
+
+
+def test_dollar_topic_publish_is_acknowledged_not_routed_and_the_connection_keeps_working() -> None:
+    """$-topics are the server's [MQTT-4.7.2]: squall's broker acknowledges a client's PUBLISH
+    to one and drops it. It used to close the connection after acknowledging, so a QoS 1
+    PUBLISH right behind it could be PUBACKed and then lost (MQTT-4.7.2-1 timed out)."""
+
+    async def main() -> None:
+        async with EmbeddedBroker("127.0.0.1", 0) as broker:
+            sub, _, _ = await _client(broker, "sub")
+            await sub.subscribe([("$app/#", 1), ("app/#", 1)])
+            pub, _, _ = await _client(broker, "pub")
+            for i in range(20):  # many rounds: the old close raced the next PUBLISH
+                await pub.publish("$app/x", b"dollar", qos=1, pid=2 * i + 1)
+                await pub.publish("app/x", b"after%d" % i, qos=1, pid=2 * i + 2)
+            got = [p.payload for p in await sub.messages_until(b"after19")]
+            assert got == [b"after%d" % i for i in range(20)]
+            assert await pub.ping()
+
+    asyncio.run(main())

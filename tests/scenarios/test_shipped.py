@@ -75,7 +75,7 @@ def test_replay_of_a_tampered_run_reports_the_first_divergence(tmp_path):
         ('name = "x"\nduration = -5\n', "duration: Input should be greater than 0"),
         ('name = "x"\nduration = 10\n[fleet]\nrooms = 0\n', "fleet.rooms"),
         ('name = "x"\nduration = 10\nbogus = 1\n', "bogus: Extra inputs are not permitted"),
-        ('name = "x"\nduration = 10\n[[faults]]\nat = 1\nkind = "crash"\n', "faults.0.fault.crash.host: Field required"),
+        ('name = "x"\nduration = 10\n[[faults]]\nat = 1\nkind = "crash"\n', "faults[0].host: Field required"),
         ('name = "x"\nduration = 10\n[[faults]]\nat = 20\nkind = "crash"\nhost = "a"\n', "after the run ends"),
         ("name = \n", "not valid TOML"),
     ],

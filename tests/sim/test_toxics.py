@@ -6,8 +6,14 @@ import asyncio
 
 import pytest
 
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from sim import World
 from sim.faults import Toxic
+from sim.faults.toxics import SlicerAttrs
 
 from echo_world import LAT, connect, round_trip, world_with_acker, world_with_echo
 
@@ -28,6 +34,21 @@ def test_latency_adds_latency_within_jitter_and_keeps_order():
         assert 0.090 + 2 * LAT - 1e-9 <= rtt <= 0.110 + 2 * LAT + 1e-9
     assert len(set(round(r, 6) for r in rtts)) > 1  # jitter actually varies
     assert got == b"".join(b"%03d" % i for i in range(50))
+
+
+def test_stream_is_kept_as_written_and_acts_in_any_case():
+    """Toxiproxy 2.12 keeps "UPSTREAM" as written (and names the toxic latency_UPSTREAM) but acts upstream."""
+    world = world_with_echo()
+    toxic = world.add_toxic("srv:7", {"type": "latency", "stream": "UPSTREAM", "attributes": {"latency": 50}})
+    assert (toxic.stream, toxic.name, toxic.direction) == ("UPSTREAM", "latency_UPSTREAM", "upstream")
+    with pytest.raises(ValueError, match="stream was invalid"):
+        Toxic.model_validate({"type": "latency", "stream": "sideways"})
+
+    async def main():
+        reader, writer = await connect()
+        return await round_trip(reader, writer, b"ping")
+
+    assert world.run(main).value == pytest.approx(0.050 + 2 * LAT)
 
 
 def test_upstream_latency_applies_only_client_to_server():
@@ -59,7 +80,7 @@ def test_bandwidth_480kb_at_1000kbs_takes_480ms():
 
 def test_timeout_drops_data_and_closes_after_timeout():
     world = world_with_echo()
-    world.add_toxic("srv:7", {"type": "timeout", "attributes": {"timeout": 1000}})
+    world.add_toxic("srv:7", {"type": "timeout", "stream": "upstream", "attributes": {"timeout": 1000}})
 
     async def main():
         reader, writer = await connect()
@@ -70,8 +91,65 @@ def test_timeout_drops_data_and_closes_after_timeout():
 
     data, closed_at = world.run(main).value
     assert data == b""
-    # The toxic's clock starts when it attaches to the new connection (accept time).
-    assert closed_at == pytest.approx(0.01 + LAT + 1.0 + LAT, abs=1e-6)
+    # Connected after the handshake (2 LAT), "hello" reaches the toxic one LAT later and
+    # restarts its clock; 1 s of silence later the FIN takes one LAT back to the client.
+    assert closed_at == pytest.approx(0.01 + 2 * LAT + LAT + 1.0 + LAT, abs=1e-6)
+
+
+def test_timeout_restarts_whenever_data_arrives_and_fires_after_silence():
+    """Toxiproxy 2.12, measured: a peer that keeps talking into a timeout toxic is never cut off."""
+    world = world_with_echo()
+    world.add_toxic("srv:7", {"type": "timeout", "stream": "upstream", "attributes": {"timeout": 1000}})
+
+    async def main():
+        reader, writer = await connect()
+        loop = asyncio.get_running_loop()
+        for _ in range(10):  # 5 s of talking, never 1 s of silence
+            writer.write(b"x")
+            await asyncio.sleep(0.5)
+            assert not reader.at_eof()
+        last_write = loop.time() - 0.5
+        assert await reader.read(100) == b""  # dropped, then closed after 1 s of silence
+        return loop.time() - last_write
+
+    assert world.run(main).value == pytest.approx(LAT + 1.0 + LAT, abs=1e-6)
+
+
+def test_updating_a_timeout_restarts_its_clock_and_zero_stops_it():
+    world = world_with_echo()
+    world.add_toxic("srv:7", {"type": "timeout", "name": "t", "stream": "upstream", "attributes": {"timeout": 0}})
+
+    async def main():
+        reader, writer = await connect()
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(5)
+        world.update_toxic("srv:7", "t", {"attributes": {"timeout": 1000}})  # from never to 1 s, from now
+        since = loop.time()
+        assert await reader.read(100) == b""
+        closed_after = loop.time() - since
+        reader2, _ = await connect()
+        world.update_toxic("srv:7", "t", {"attributes": {"timeout": 0}})  # back to never
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(reader2.read(100), timeout=30)
+        return closed_after
+
+    assert world.run(main).value == pytest.approx(1.0 + LAT, abs=1e-6)
+
+
+def test_bandwidth_rate_zero_passes_nothing_until_updated():
+    """Toxiproxy 2.12, measured: rate 0 is a stopped link, not an unlimited one."""
+    world = world_with_echo()
+    world.add_toxic("srv:7", {"type": "bandwidth", "name": "bw", "stream": "upstream", "attributes": {"rate": 0}})
+
+    async def main():
+        reader, writer = await connect()
+        writer.write(b"held")
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(reader.read(100), timeout=60)
+        world.update_toxic("srv:7", "bw", {"attributes": {"rate": 1000}})
+        return await asyncio.wait_for(reader.readexactly(4), timeout=5)
+
+    assert world.run(main).value == b"held"
 
 
 def test_timeout_zero_never_closes_but_removing_it_does():
@@ -243,3 +321,46 @@ def test_removing_a_bandwidth_toxic_flushes_what_it_was_holding():
         return loop.time() - t0
 
     assert world.run(main).value == pytest.approx(2 + 2 * LAT, abs=1e-6)
+
+
+def test_slicer_halves_like_toxiproxy():
+    """Measured on Toxiproxy 2.12: 10 kB at 100 +- 20 is 128 pieces (~78 B); 1000 B at 100 +- 0 is 16 of 62/63."""
+    rng = random.Random(7)
+    pieces = SlicerAttrs(average_size=100, size_variation=20).slices(bytes(10_000), rng)
+    assert len(pieces) == 128 and sum(map(len, pieces)) == 10_000
+    assert sorted(map(len, SlicerAttrs(average_size=100).slices(bytes(1000), rng))) == [62] * 8 + [63] * 8
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    size=st.integers(0, 20_000),
+    average=st.integers(-5, 300),
+    variation=st.integers(-5, 100),
+    seed=st.integers(0, 2**32),
+)
+def test_slicer_pieces_cover_the_chunk_and_stop_halving_near_the_average(size, average, variation, seed):
+    attrs = SlicerAttrs(average_size=average, size_variation=variation)
+    data = bytes(random.Random(seed).randbytes(size))
+    pieces = attrs.slices(data, random.Random(seed))
+    assert b"".join(pieces) == data
+    if average <= 0 or size <= 1:
+        assert pieces == [data]
+        return
+    # Each piece is a leaf (within the variation of the average, or too small to cut) and half,
+    # give or take the variation, of a parent that was too big: halving, not cutting avg-sized pieces.
+    smallest = max(1, (average + variation + 1) // 2 - max(variation, 0))
+    for piece in pieces:
+        assert len(piece) - average <= variation or len(piece) < 2
+        assert len(pieces) == 1 or len(piece) >= smallest
+
+
+def test_toxiproxy_validation_integers_strict_any_sign_any_toxicity():
+    """What Toxiproxy 2.12 accepts and refuses, measured on the real server."""
+    for attrs in ({"latency": 100.0}, {"latency": 1e2}, {"latency": "100"}, {"latency": True}, {"latency": 2**63}):
+        with pytest.raises(ValueError):
+            Toxic.model_validate({"type": "latency", "attributes": attrs})
+    odd = Toxic.model_validate({"type": "latency", "toxicity": 2, "attributes": {"latency": -5, "jitter": -3}})
+    assert odd.toxicity == 2 and odd.attributes.latency == -5
+    assert odd.applies(random.Random(1)) and odd.attributes.delay(random.Random(1)) == 0.0
+    never = Toxic.model_validate({"type": "latency", "toxicity": -1})
+    assert not any(never.applies(random.Random(i)) for i in range(50))

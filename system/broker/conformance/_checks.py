@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 
-from system.broker.conformance._registry import Ctx, Fail, Skip, area, statement
+from system.broker.conformance._registry import Check, Ctx, Fail, Skip, area, statement
 from system.broker.conformance._wire import (
+    PINGREQ,
+    PINGRESP,
     PUBACK,
     PUBCOMP,
     PUBLISH,
@@ -18,6 +20,7 @@ from system.broker.conformance._wire import (
     PUBREL,
     SUBACK,
     Closed,
+    RawClient,
     ack_bytes,
     connect_bytes,
     packet,
@@ -497,7 +500,7 @@ async def _zero_retained(ctx: Ctx) -> None:
     await pub.publish(ctx.topic("r"), b"r", qos=1, retain=True)
     await pub.publish(ctx.topic("r"), b"", qos=1, retain=True, pid=2)
     await pub.publish(ctx.topic("r"), b"marker", qos=1, pid=3)
-    got = [p.payload for p in await s.messages_until(b"marker")]
+    got = [p.payload for p in ctx.own(await s.messages_until(b"marker"))]
     _expect(got == [b"r", b"", b"marker"], f"subscriber got {got}")
 
 
@@ -510,7 +513,7 @@ async def _zero_not_stored(ctx: Ctx) -> None:
     s = await ctx.client("s")
     await s.subscribe([(ctx.topic("r/#"), 1)])
     await _marker(ctx, ctx.topic("r/m"))
-    got = [p.payload for p in await s.messages_until(b"marker")]
+    got = [p.payload for p in ctx.own(await s.messages_until(b"marker"))]
     _expect(got == [b"marker"], f"new subscriber got {got}")
 
 
@@ -695,14 +698,30 @@ async def _acl(ctx: Ctx) -> None:
 area("bad-input")
 
 
+async def _closed_unanswered(c: RawClient) -> bool:
+    """True once the broker closes the connection; False if it answers the PINGREQ sent after
+    the violation (it read past it) or stays silent for the target's timeout."""
+    try:
+        while (await c.recv()).type != PINGRESP:
+            pass
+    except Closed:
+        return True
+    except TimeoutError:
+        return False
+    return False
+
+
 async def _closes(ctx: Ctx, raw: bytes, what: str, connect_first: bool = True) -> None:
+    """``raw`` is a protocol violation: the broker closes that connection [MQTT-4.8.0-1] without
+    reading past it (a packet after a malformed one cannot even be framed), and keeps serving
+    everyone else."""
     a = await ctx.client("a") if connect_first else await ctx.open()
     bystander = await ctx.client("b")
-    try:
-        await a.send(raw)
+    try:  # a PINGREQ behind it: a broker that kept reading answers at once, no need to wait it out
+        await a.send(raw + packet(PINGREQ, 0, b""))
     except ConnectionError:
         pass
-    _expect(await a.closed(), f"connection left open after {what}")
+    _expect(await _closed_unanswered(a), f"connection left open after {what}")
     _expect(await bystander.ping(), f"another client's connection stopped working after {what}")
     await ctx.alive()
 
@@ -740,21 +759,26 @@ def _connect_with_flags(ctx: Ctx, flags: int, extra: bytes = b"") -> bytes:
     return packet(1, 0, body)
 
 
+async def _connect_closes(ctx: Ctx, flags: int, what: str, extra: bytes = b"") -> None:
+    """A first packet CONNECT with these connect flags and payload fields must close the connection."""
+    await _closes(ctx, _connect_with_flags(ctx, flags, extra), what, connect_first=False)
+
+
 @statement("MQTT-3.1.2-3", "connect_reserved_flag_closes", "CONNECT with the reserved flag set: disconnect")
 async def _connect_reserved(ctx: Ctx) -> None:
-    await _closes(ctx, _connect_with_flags(ctx, 0x01), "CONNECT reserved flag 1", connect_first=False)
+    await _connect_closes(ctx, 0x01, "CONNECT reserved flag 1")
 
 
 @statement("MQTT-3.1.2-13", "will_qos_without_will_flag_closes", "Will Flag 0 with Will QoS or Will Retain set is malformed: close")
 async def _will_qos_no_flag(ctx: Ctx) -> None:
-    await _closes(ctx, _connect_with_flags(ctx, 0x08), "CONNECT with Will QoS 1 but no Will Flag", connect_first=False)
-    await _closes(ctx, _connect_with_flags(ctx, 0x20), "CONNECT with Will Retain but no Will Flag", connect_first=False)
+    await _connect_closes(ctx, 0x08, "CONNECT with Will QoS 1 but no Will Flag")
+    await _connect_closes(ctx, 0x20, "CONNECT with Will Retain but no Will Flag")
 
 
 @statement("MQTT-3.1.2-14", "will_qos_3_closes", "Will QoS 3 is malformed: close")
 async def _will_qos3(ctx: Ctx) -> None:
     will = utf8(ctx.topic("will")) + utf8("x")
-    await _closes(ctx, _connect_with_flags(ctx, 0x04 | 0x18, will), "CONNECT with Will QoS 3", connect_first=False)
+    await _connect_closes(ctx, 0x04 | 0x18, "CONNECT with Will QoS 3", will)
 
 
 @statement("MQTT-3.1.2-22", "password_without_username_closes", "Password Flag without User Name Flag is malformed: close")
@@ -795,3 +819,67 @@ async def _oversize(ctx: Ctx) -> None:
     await ctx.alive()
 
 
+
+
+@statement("MQTT-4.7.1-1", "will_topic_with_wildcard_closes", "a CONNECT whose will topic has a wildcard is malformed: close")
+async def _will_wildcard(ctx: Ctx) -> None:
+    for topic in (ctx.topic("+"), ctx.topic("#")):
+        will = utf8(topic) + utf8("x")
+        await _connect_closes(ctx, 0x04, f"CONNECT with will topic {topic!r}", will)
+
+
+@statement("MQTT-3.1.3-1", "connect_trailing_bytes_closes", "bytes after a CONNECT's last payload field are malformed: close")
+async def _connect_trailing(ctx: Ctx) -> None:
+    await _connect_closes(ctx, 0x00, "CONNECT with a byte after the client id", b"\x00")
+    will = utf8(ctx.topic("will")) + utf8("x") + b"junk"
+    await _connect_closes(ctx, 0x04, "CONNECT with bytes after the will message", will)
+
+
+def _missing_field(flags: int, what: str) -> Check:
+    async def check(ctx: Ctx) -> None:
+        await _connect_closes(ctx, flags, f"CONNECT with {what}")
+
+    return check
+
+
+# A flag announces a payload field the CONNECT does not have: malformed, close.
+for _ref, _slug, _flags, _what in (
+    ("MQTT-3.1.2-9", "will_flag_without_will_fields_closes", 0x04, "Will Flag 1 but no will topic and message"),
+    ("MQTT-3.1.2-19", "user_name_flag_without_user_name_closes", 0x80, "User Name Flag 1 but no user name"),
+):
+    statement(_ref, _slug, f"{_what} in the payload: close")(_missing_field(_flags, _what))
+
+
+@statement("MQTT-3.3.1-2", "qos0_publish_with_dup_closes", "DUP must be 0 on a QoS 0 PUBLISH: close")
+async def _qos0_dup(ctx: Ctx) -> None:
+    await _closes(ctx, publish_bytes(ctx.topic("t"), b"x", qos=0, dup=True), "QoS 0 PUBLISH with DUP=1")
+
+
+@statement("MQTT-2.2.2-2", "invalid_header_flags_closes", "fixed-header flags other than the packet type's (PUBREL, UNSUBSCRIBE, CONNECT, PINGREQ) close")
+async def _header_flags(ctx: Ctx) -> None:
+    await _closes(ctx, packet(PUBREL, 0x00, b"\x00\x01"), "PUBREL with flags 0000")
+    await _closes(ctx, packet(10, 0x00, b"\x00\x01" + utf8(ctx.topic("t"))), "UNSUBSCRIBE with flags 0000")
+    raw = connect_bytes(ctx.cid("bad"))
+    await _closes(ctx, bytes([raw[0] | 0x01]) + raw[1:], "CONNECT with flags 0001", connect_first=False)
+    await _closes(ctx, bytes([0xC1, 0x00]), "PINGREQ with flags 0001")
+
+
+@statement("MQTT-4.8.0-1", "pingreq_with_body_closes", "PINGREQ has no body: one with remaining length 1 is malformed: close")
+async def _ping_body(ctx: Ctx) -> None:
+    await _closes(ctx, bytes([0xC0, 0x01, 0x00]), "PINGREQ with a 1-byte body")
+
+
+@statement("MQTT-3.8.3-4", "subscribe_reserved_qos_bits_closes", "SUBSCRIBE requested QoS 3 or with reserved bits set: close")
+async def _sub_qos_bits(ctx: Ctx) -> None:
+    await _closes(ctx, subscribe_bytes(1, [(ctx.topic("t"), 3)]), "SUBSCRIBE requesting QoS 3")
+    await _closes(ctx, subscribe_bytes(1, [(ctx.topic("t"), 0x04)]), "SUBSCRIBE with reserved bits in the requested QoS")
+
+
+@statement("MQTT-1.5.3-2", "null_character_closes", "U+0000 in a topic name closes the connection")
+async def _null_char(ctx: Ctx) -> None:
+    await _closes(ctx, publish_bytes(ctx.topic("a\x00b"), b"x"), "a topic with U+0000")
+
+
+@statement("MQTT-4.7.3-1", "empty_topic_name_closes", "a PUBLISH with a zero-length topic name closes the connection")
+async def _empty_topic(ctx: Ctx) -> None:
+    await _closes(ctx, publish_bytes("", b"x"), "PUBLISH with an empty topic name")

@@ -7,7 +7,7 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from system.broker.conformance._wire import Closed, RawClient
+from system.broker.conformance._wire import Closed, Packet, RawClient
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,11 @@ class Ctx:
     def topic(self, name: str) -> str:
         return f"squall/conf/{self.nonce}/{name}"
 
+    def own(self, packets: list[Packet]) -> list[Packet]:
+        """The PUBLISHes on this check's topics: on a broker shared across checks, what stock
+        amqtt pushes from other checks' retained topics on CONNECT is MQTT-3.3.1-6's failure."""
+        return [p for p in packets if p.topic.startswith(self.topic(""))]
+
     async def open(self) -> RawClient:
         c = await RawClient.open(self.target.host, self.target.port)
         c.timeout = self.target.timeout
@@ -140,6 +145,32 @@ class Ctx:
                 await c.abort()
             except Exception:  # noqa: BLE001 - cleanup must not mask the verdict
                 pass
+        try:
+            await asyncio.wait_for(self._clear(), self.target.timeout)
+        except Exception:  # noqa: BLE001 - a broker that cannot be cleaned has given its verdict already
+            pass
+
+    async def _clear(self) -> None:
+        """Leave a long-running broker as the check found it: retained messages cleared and
+        persistent sessions discarded, so a rerun with the same seed (same ids and topics)
+        meets nothing of this one."""
+        topics = sorted(set().union(*(c.retained_topics for c in self.clients)))
+        ids = sorted(set().union(*(c.persistent_ids for c in self.clients)))
+        if not topics and not ids:
+            return
+        self.clients = []
+        for cid in ids:  # CleanSession=1 discards the stored session [MQTT-3.1.2-6]
+            c = await self.open()
+            await c.connect(cid)
+            await c.disconnect()
+        if topics:
+            c = await self.open()
+            await c.connect(self.cid("clear"))
+            for i, topic in enumerate(topics, 1):
+                await c.publish(topic, b"", qos=1, retain=True, pid=i)  # a zero-byte retained PUBLISH clears it
+            await c.disconnect()
+        for c in self.clients:
+            await c.abort()
 
 
 async def run_check(st: Statement, target: Target, rng: random.Random | None = None) -> Outcome:

@@ -20,6 +20,11 @@ def format_table(outcomes: list[Outcome], title: str = "") -> str:
     lines.append(f"{'statement':<{width}}  result  detail")
     for o in outcomes:
         lines.append(f"{o.name:<{width}}  {o.status:<6}  {o.detail}")
-    fails = sum(o.status == "fail" for o in outcomes)
-    lines.append(f"{len(outcomes) - fails} of {len(outcomes)} ok, {fails} failed")
+    lines.append(summary(outcomes))
     return "\n".join(lines)
+
+
+def summary(outcomes: list[Outcome]) -> str:
+    """``passed P of N, failed F, skipped S``: a skip (the target lacks a setting) is not a pass."""
+    count = {k: sum(o.status == k for o in outcomes) for k in ("pass", "fail", "skip")}
+    return f"passed {count['pass']} of {len(outcomes)}, failed {count['fail']}, skipped {count['skip']}"

@@ -161,6 +161,9 @@ class RawClient:
     eof: bool = False
     timeout: float = 10.0  # how long to wait for an expected packet
     session_present: bool = False  # from the last CONNACK
+    # what this client leaves on the broker, for Ctx to clear after the check
+    persistent_ids: set[str] = field(default_factory=set)
+    retained_topics: set[str] = field(default_factory=set)
 
     @classmethod
     async def open(cls, host: str, port: int, timeout: float = 10.0) -> RawClient:
@@ -208,6 +211,11 @@ class RawClient:
             self.backlog.append(p)
 
     async def connect(self, client_id: str | bytes, **kw: object) -> Packet:
+        if kw.get("clean", True) is False and isinstance(client_id, str) and client_id:
+            self.persistent_ids.add(client_id)
+        will = kw.get("will")
+        if isinstance(will, tuple) and will[3]:
+            self.retained_topics.add(will[0])
         await self.send(connect_bytes(client_id, **kw))  # type: ignore[arg-type]
         ack = await self.recv(CONNACK)
         self.session_present = ack.session_present
@@ -223,6 +231,8 @@ class RawClient:
 
     async def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False, pid: int = 1) -> None:
         """Publish and complete the QoS flow from the publisher's side."""
+        if retain:
+            self.retained_topics.add(topic)
         await self.send(publish_bytes(topic, payload, qos=qos, retain=retain, pid=pid))
         if qos == 1:
             await self.recv(PUBACK)
