@@ -26,7 +26,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import psutil
 
@@ -50,6 +50,9 @@ from sim.scenario import Scenario
 
 log = logging.getLogger("chaos.runner")
 BROKER = "broker"
+# How late a wall-clock timer may fire on a loaded machine before a timing check calls it a bug
+# (virtual time needs none: sim runs judge to the millisecond).
+_TIMING_SLACK = 0.5
 
 
 @dataclass
@@ -59,9 +62,11 @@ class _Running:
 
 
 class ChaosRun:
-    def __init__(self, scenario: Scenario, seed: int, *, broker_url: str | None, toxiproxy_url: str | None, upstream: str | None, duration: float | None, scenario_ref: str | None = None) -> None:
+    def __init__(self, scenario: Scenario, seed: int, *, broker_url: str | None, toxiproxy_url: str | None, upstream: str | None, duration: float | None,
+                 scenario_ref: str | None = None, progress: Callable[[float, int], None] | None = None) -> None:
         self.scenario = scenario
         self.scenario_ref = scenario_ref or scenario.name
+        self.progress = progress
         self.seed = seed
         self.duration = duration or scenario.chaos.duration
         self.scale = self.duration / scenario.duration
@@ -137,7 +142,7 @@ class ChaosRun:
                 handles = self._schedule(schedule, api, names, running, start, broker, history)
                 sampler = asyncio.create_task(self._sample(history))
                 wall = time.perf_counter()
-                await asyncio.sleep(self.duration)
+                await self._run_for(self.duration, history)
                 wall = time.perf_counter() - wall
                 for h in handles:
                     h.cancel()
@@ -155,7 +160,7 @@ class ChaosRun:
                 await broker.stop()
 
         checks_cfg = self._scaled_checks()
-        facts = RunFacts(duration=self.duration, quiet_after=schedule.quiet_after, extras=self.scenario.check_facts())
+        facts = RunFacts(duration=self.duration, quiet_after=schedule.quiet_after, extras={**self.scenario.check_facts(), "timing_slack": _TIMING_SLACK})
         checks = run_checks(history.records, checks_cfg, facts)
         checks += run_custom_checks(history.records, checks_cfg, facts, self.scenario.pythonpath)
         report = build_report(
@@ -168,10 +173,36 @@ class ChaosRun:
             wall_seconds=wall,
             trace_hash=None,
             schedule=schedule,
-            replay=f"squall chaos run {self.scenario_ref} --seed {self.seed}",
+            replay=self.replay_command(),
             extra={"time_scale": round(self.scale, 6), "skipped_faults": self.skipped, "proxy": self.toxiproxy_url or "squall (own process)", "broker_url": self.external_broker or "embedded"},
         )
         return RunOutcome(report, history, schedule, None, self.scenario)
+
+    def replay_command(self) -> str:
+        """Everything that shaped this run: the schedule is scaled to the duration, so it is part of it."""
+        cmd = f"squall chaos run {self.scenario_ref} --seed {self.seed} --duration {self.duration:g}"
+        if self.external_broker is not None:
+            cmd += f" --broker {self.external_broker}"
+        if self.upstream_override is not None:
+            cmd += f" --upstream {self.upstream_override}"
+        return cmd
+
+    async def _run_for(self, seconds: float, history: History) -> None:
+        if self.progress is None:
+            await asyncio.sleep(seconds)
+            return
+        loop = asyncio.get_running_loop()
+        end = loop.time() + seconds
+        published, seen = 0, 0
+        while True:
+            records = history.records
+            published += sum(1 for r in records[seen:] if r.get("event") == "publish")
+            seen = len(records)
+            left = end - loop.time()
+            self.progress(min(seconds, seconds - left), published)
+            if left <= 0:
+                return
+            await asyncio.sleep(min(0.25, left))
 
     def _scaled_checks(self) -> Any:
         c = self.scenario.checks
@@ -301,11 +332,15 @@ def _port_range(text: str | None) -> list[int] | None:
     return list(range(lo, hi + 1))
 
 
-def run_chaos(scenario: Scenario, seed: int | None = None, *, out: Path | None = None, broker_url: str | None = None, toxiproxy_url: str | None = None, upstream: str | None = None, duration: float | None = None, scenario_ref: str | None = None) -> RunOutcome:
+def run_chaos(scenario: Scenario, seed: int | None = None, *, out: Path | None = None, broker_url: str | None = None, toxiproxy_url: str | None = None, upstream: str | None = None, duration: float | None = None,
+              scenario_ref: str | None = None, progress: Callable[[float, int], None] | None = None) -> RunOutcome:
+    """``scenario_ref`` is what the replay command names (a path, when the scenario came from one);
+    ``progress`` is called with the wall seconds run so far and the messages published, a few times a second."""
     seed = scenario.seed if seed is None else seed
     toxiproxy_url = toxiproxy_url or os.environ.get("TOXIPROXY_URL")
     preflight(broker_url, upstream, toxiproxy_url)
-    runner = ChaosRun(scenario, seed, broker_url=broker_url, toxiproxy_url=toxiproxy_url, upstream=upstream, duration=duration, scenario_ref=scenario_ref)
+    runner = ChaosRun(scenario, seed, broker_url=broker_url, toxiproxy_url=toxiproxy_url, upstream=upstream, duration=duration,
+                      scenario_ref=scenario_ref, progress=progress)
     from sim.runner import quiet
 
     with quiet("amqtt"):

@@ -35,6 +35,21 @@ app.add_typer(chaos_app, name="chaos")
 app.add_typer(system_app, name="system")
 
 
+def _version(value: bool) -> None:
+    if value:
+        from sim.run_cli import version_line
+
+        print(version_line())
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print squall's version (and amqtt's, Python's) and exit."),
+) -> None:
+    """Deterministic simulation and chaos harness for MQTT message systems."""
+
+
 @sim_app.command("demo")
 def sim_demo(
     seed: int = typer.Option(1, help="Seed of the run; the same seed replays the same run."),
@@ -58,11 +73,12 @@ def sim_run(
     seed: Optional[int] = typer.Option(None, help="Seed of the run (default: the scenario's)."),
     out: Optional[Path] = typer.Option(None, help="Run directory (default: squall-runs/sim-SCENARIO-seedN)."),
     duration: Optional[float] = typer.Option(None, min=0.001, max=1_000_000, help="Override the scenario's virtual duration (seconds, at most 1,000,000)."),
+    as_json: bool = typer.Option(False, "--json", help="Print report.json on stdout (and nothing else); progress stays on stderr."),
 ) -> None:
     """One seeded run: report.json, report.md, history.jsonl, plots. Exit 1 if a check fails."""
     from sim.run_cli import run_one
 
-    raise typer.Exit(run_one(scenario, seed, out, duration))
+    raise typer.Exit(run_one(scenario, seed, out, duration, as_json))
 
 
 @sim_app.command("sweep")
@@ -71,11 +87,26 @@ def sim_sweep(
     seeds: str = typer.Option("1-20", help="Seeds: a range 1-50, a list 3,7,9, or both."),
     jobs: Optional[int] = typer.Option(None, min=1, max=256, help="Parallel runs (default: the number of cores; at most 256)."),
     out: Optional[Path] = typer.Option(None, help="Sweep directory (default: squall-runs/sweep-SCENARIO)."),
+    as_json: bool = typer.Option(False, "--json", help="Print sweep.json on stdout (and nothing else); progress stays on stderr."),
 ) -> None:
-    """Many seeds in parallel with a progress bar; failing seeds listed with their replay commands."""
+    """Many seeds in parallel with a progress bar; failing seeds listed with their replay commands.
+
+    Ctrl-C stops the workers, writes a partial sweep.json (partial: true, seeds_done) and exits 130
+    (SIGTERM the same, exit 143).
+    """
     from sim.run_cli import sweep_many
 
-    raise typer.Exit(sweep_many(scenario, seeds, jobs, out or _default_out("sweep", scenario)))
+    raise typer.Exit(sweep_many(scenario, seeds, jobs, out or _default_out("sweep", scenario), as_json))
+
+
+@sim_app.command("list")
+def sim_list(
+    as_json: bool = typer.Option(False, "--json", help="Print the list as JSON (name, description, duration, seed)."),
+) -> None:
+    """The shipped scenarios, with what each one shows; run one with squall sim run NAME."""
+    from sim.run_cli import list_scenarios
+
+    raise typer.Exit(list_scenarios(as_json))
 
 
 @sim_app.command("replay")
@@ -106,11 +137,12 @@ def chaos_run(
     duration: Optional[float] = typer.Option(None, min=1, max=86_400, help="Wall seconds (default: the scenario's [chaos] duration; at most a day)."),
     broker_url: Optional[str] = typer.Option(None, "--broker", help="An external broker instead of the embedded one, e.g. mqtt://127.0.0.1:1883."),
     upstream: Optional[str] = typer.Option(None, help="HOST:PORT the proxy uses to reach the broker, when it differs (proxy in a container)."),
+    as_json: bool = typer.Option(False, "--json", help="Print report.json on stdout (and nothing else); progress stays on stderr."),
 ) -> None:
     """The scenario for real on loopback, faults through the proxy (TOXIPROXY_URL for a real Toxiproxy)."""
     from chaos.cli import run_one
 
-    raise typer.Exit(run_one(scenario, seed, out, duration, broker_url, upstream))
+    raise typer.Exit(run_one(scenario, seed, out, duration, broker_url, upstream, as_json))
 
 
 @chaos_app.command("nightly")
@@ -138,6 +170,9 @@ def init(
     """Starter files to test your own services: squall.toml, squall_checks.py, tests/test_squall.py."""
     from sim.starter import write_starter
 
+    for parent in folder.parents:  # a folder under a file: one line, not a traceback
+        if parent.exists() and not parent.is_dir():
+            raise BadInput(f"{folder}: {parent} is a file, not a folder; give a folder for the starter files")
     for path, written in write_starter(folder, package):
         print(f"{'wrote' if written else 'kept '} {path}")
     print(f"next: cd {folder} && squall sim run squall.toml && python -m pytest tests/test_squall.py")
@@ -191,8 +226,8 @@ def broker(
     ),
     only: Optional[str] = typer.Option(None, help="With --conformance: only statements whose name contains this."),
     seed: Optional[int] = typer.Option(None, help="With --conformance: seed for client ids and topic names."),
-    user: Optional[str] = typer.Option(None, help="With --against: NAME:PASSWORD the broker accepts (credential checks)."),
-    denied_filter: Optional[str] = typer.Option(None, help="With --against: a filter the ACL denies that user."),
+    user: Optional[str] = typer.Option(None, help="NAME:PASSWORD the broker accepts (with --against: the one it has)."),
+    denied_filter: Optional[str] = typer.Option(None, help="A filter that --user may not use (with --against: the one it has)."),
 ) -> None:
     """The embedded MQTT broker standalone until Ctrl-C, or --conformance: the statement table (exit 1 on a failure)."""
     from system.broker._standalone import UsageError, conformance as run_conformance, serve
@@ -201,7 +236,8 @@ def broker(
         raise BadInput("--against only makes sense with --conformance; add --conformance")
     try:
         code = (
-            run_conformance(against, flavor, only, seed, user, denied_filter) if conformance else serve(host, port, flavor)
+            run_conformance(against, flavor, only, seed, user, denied_filter)
+            if conformance else serve(host, port, flavor, user=user, denied_filter=denied_filter)
         )
     except UsageError as exc:
         raise BadInput(str(exc)) from None

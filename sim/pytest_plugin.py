@@ -67,6 +67,7 @@ __all__ = [
     "crashes",
     "downs",
     "partitions",
+    "run_scenario_file",
     "schedules",
     "skews",
     "toxic_faults",

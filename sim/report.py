@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sim._trace import TraceEvent
-from sim.history import write_jsonl
 from sim.scenario import to_toml
 
 if TYPE_CHECKING:
@@ -113,5 +112,10 @@ def markdown(report: dict[str, Any]) -> str:
             lines.append(f"| {f['at']:g} | {until} | {f['label']} |")
     else:
         lines.append("None.")
-    lines += ["", "![timeline](timeline.png)", "", "![latency](latency.png)", "", "![reconnects](reconnects.png)", ""]
+    lines += ["", "![timeline](timeline.png)", "", "![latency](latency.png)", ""]
+    if m.get("reconnects"):
+        lines += ["![reconnects](reconnects.png)", ""]
+    else:
+        # An empty picture reads as a broken plot; say it in words.
+        lines += ["Reconnects: none in this run ([reconnects.png](reconnects.png) shows any disconnects).", ""]
     return "\n".join(lines)

@@ -41,8 +41,9 @@ class RunOutcome:
         return all(c["ok"] for c in self.report["checks"])
 
 
-def replay_command(scenario_ref: str, seed: int) -> str:
-    return f"squall sim run {scenario_ref} --seed {seed}"
+def replay_command(scenario_ref: str, seed: int, duration: float | None = None) -> str:
+    """``duration``: when the run overrode the scenario's (``--duration``), the replay must too."""
+    return f"squall sim run {scenario_ref} --seed {seed}" + (f" --duration {duration:g}" if duration is not None else "")
 
 
 def run_scenario(
@@ -55,11 +56,13 @@ def run_scenario(
     scenario_ref: str | None = None,
     plots: bool = True,
     progress: Callable[[float], None] | None = None,
+    replay: str | None = None,
 ) -> RunOutcome:
     """``progress`` is called with the virtual time, a hundred times over the run (it watches
-    the clock from the kernel and changes nothing in the run: same seed, same trace hash)."""
+    the clock from the kernel and changes nothing in the run: same seed, same trace hash).
+    ``replay`` replaces the report's replay command (default: ``replay_command(scenario_ref, seed)``)."""
     with quiet("amqtt"), quiet("system.supervisor"):  # a supervised service's death is in the history
-        return _run(scenario, scenario.seed if seed is None else seed, out=out, schedule=schedule, keep_trace=keep_trace, scenario_ref=scenario_ref, plots=plots, progress=progress)
+        return _run(scenario, scenario.seed if seed is None else seed, out=out, schedule=schedule, keep_trace=keep_trace, scenario_ref=scenario_ref, plots=plots, progress=progress, replay=replay)
 
 
 @contextlib.contextmanager
@@ -74,7 +77,7 @@ def quiet(name: str) -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _run(scenario: Scenario, seed: int, *, out: Path | None, schedule: Schedule | None, keep_trace: bool, scenario_ref: str | None, plots: bool, progress: Callable[[float], None] | None = None) -> RunOutcome:
+def _run(scenario: Scenario, seed: int, *, out: Path | None, schedule: Schedule | None, keep_trace: bool, scenario_ref: str | None, plots: bool, progress: Callable[[float], None] | None = None, replay: str | None = None) -> RunOutcome:
     schedule = scenario.schedule(seed) if schedule is None else schedule
     net = scenario.network
     world = World(
@@ -142,7 +145,7 @@ def _run(scenario: Scenario, seed: int, *, out: Path | None, schedule: Schedule 
         wall_seconds=wall,
         trace_hash=trace_hash,
         schedule=schedule,
-        replay=replay_command(scenario_ref or scenario.name, seed),
+        replay=replay or replay_command(scenario_ref or scenario.name, seed),
         extra={"kernel_errors": errors[:20]},
     )
     outcome = RunOutcome(report, history, schedule, trace, scenario)
@@ -208,6 +211,6 @@ def build_report(
         "broker": scenario.broker.flavor,
         "faults": [{"at": a, "until": b, "kind": k, "label": lbl} for a, b, k, lbl in schedule.windows()],
         "quiet_after": schedule.quiet_after,
-        "judged": {"topics": scenario.checks.topics, "receivers": scenario.checks.receivers},
+        "judged": {"topics": scenario.checks.topics, "receivers": scenario.checks.receivers, "grace_s": scenario.checks.grace_s},
         **(extra or {}),
     }

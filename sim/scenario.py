@@ -30,7 +30,6 @@ Shipped scenarios live in `sim/scenarios/` and are named without the extension.
 
 from __future__ import annotations
 
-import math
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -38,15 +37,16 @@ from typing import Any, Iterable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from sim.checks import CHECKS, CheckConfig
+from sim._scenario_errors import explain, filter_problem, non_finite
+from sim.checks import CHECKS, WIRE_CHECKS, CheckConfig
 from sim.errors import BadInput, shown
-from sim.faults.schedule import FAULT_KINDS, MAX_SECONDS, Schedule, SwarmMix, TimedFault, swarm_schedule
+from sim.faults.schedule import MAX_SECONDS, Schedule, SwarmMix, TimedFault, swarm_schedule
+from sim.services import ServiceSet, check_sets
 
 # Bounds no real run comes near: they are there so a typo (1e308, 1e-9) is an error, not a hang.
 MAX_FILE_BYTES = 1_000_000  # a scenario file; the shipped ones are about 1 kB
 MAX_READINGS = 10_000_000  # sensor readings one sim run may publish (rooms x sensors x duration / interval)
 MAX_SWARM_FAULTS = 10_000  # faults one swarm may draw (per_minute x minutes)
-from sim.services import ServiceSet, check_sets
 
 # Hosts squall itself runs; user services may not take these names.
 RESERVED_HOSTS = {"broker", "monitor", "watcher", "main"}
@@ -98,7 +98,7 @@ class Scenario(BaseModel):
     seed: int = 1
     broker: BrokerParams = Field(default_factory=BrokerParams)
     fleet: dict[str, Any] | None = Field(None, description="the reference fleet; runs when given, or when there are no [[services]]")
-    services: list[ServiceSet] = Field(default_factory=list)
+    services: list[ServiceSet] = Field(default_factory=list, max_length=1000)
     pythonpath: list[str] = Field(default_factory=list, description="folders searched for service and check entries (default: the scenario file's folder)")
     network: NetworkParams = Field(default_factory=NetworkParams)
     workload: Workload = Field(default_factory=Workload)
@@ -110,14 +110,15 @@ class Scenario(BaseModel):
     chaos: ChaosParams = Field(default_factory=ChaosParams)
 
     @model_validator(mode="after")
-    def _faults_inside_run(self) -> "Scenario":
+    def _consistent(self) -> "Scenario":
         for i, f in enumerate(self.faults):
             if f.at >= self.duration:
                 raise ValueError(f"faults[{i}] starts at {f.at:g}s, after the run ends ({self.duration:g}s)")
-        unknown = [name for name in self.checks.skip if name not in CHECKS]
+        known_checks = [*CHECKS, *WIRE_CHECKS]
+        unknown = [name for name in self.checks.skip if name not in known_checks]
         if unknown:
-            raise ValueError(f"checks.skip: unknown check {shown(repr(unknown[0]), 40)}; choose from {', '.join(CHECKS)}")
-        bad_filter = _filter_problem(self.checks.topics)
+            raise ValueError(f"checks.skip: unknown check {shown(repr(unknown[0]), 40)}; choose from {', '.join(known_checks)}")
+        bad_filter = filter_problem(self.checks.topics)
         if bad_filter:
             raise ValueError(f"checks.topics: {shown(repr(self.checks.topics), 60)} is not an MQTT topic filter ({bad_filter}); e.g. topics = \"fleet/+/+/telemetry/#\"")
         if self.swarm is not None and self.swarm.kinds and not self.swarm.usable_kinds():
@@ -231,81 +232,10 @@ class Scenario(BaseModel):
         return FleetConfig(**(self.fleet or {}))
 
 
-def _filter_problem(topics: str) -> str | None:
-    """What makes ``topics`` an invalid MQTT 3.1.1 topic filter, if anything (4.7.1)."""
-    if not topics:
-        return "it is empty"
-    levels = topics.split("/")
-    for i, level in enumerate(levels):
-        if "#" in level and (level != "#" or i != len(levels) - 1):
-            return "'#' must be a whole level and the last one"
-        if "+" in level and level != "+":
-            return "'+' must be a whole level"
-    return None
-
-
 def shipped() -> list[str]:
     """Names of the scenarios that ship with squall."""
     folder = resources.files("sim") / "scenarios"
     return sorted(p.name[: -len(".toml")] for p in folder.iterdir() if p.name.endswith(".toml"))
-
-
-def _where(loc: tuple[Any, ...]) -> str:
-    # A fault is written flat in the file (at, kind, host, type...), so drop the model's
-    # nesting (fault, the kind's tag, toxic) and name the field as the user wrote it.
-    parts: list[Any] = list(loc)
-    if len(parts) >= 3 and parts[0] == "faults" and parts[2] == "fault":
-        rest = parts[3:]
-        if rest and rest[0] in FAULT_KINDS:  # the kind's tag
-            rest = rest[1:]
-        if rest[:1] == ["toxic"]:  # a toxic's own fields are written flat too
-            rest = rest[1:]
-        parts = parts[:2] + rest
-    out = ""
-    for p in parts:
-        out += f"[{p}]" if isinstance(p, int) else (f".{_key(p)}" if out else _key(p))
-    return out
-
-
-def _key(key: Any) -> str:
-    """A key as TOML writes it: bare when it can be, else quoted (and cut), never a line break."""
-    text = str(key)
-    return text if text and all(c.isascii() and (c.isalnum() or c in "_-") for c in text) else shown(repr(text), 40)
-
-
-def _explain(exc: ValidationError, prefix: str = "") -> str:
-    """Every validation error, each on the field the user wrote, joined into one line."""
-    lines: list[str] = []
-    budget = 200  # characters of the input echoed in all, however many errors
-    for err in exc.errors(include_url=False):
-        where = prefix + _where(err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "union_tag_not_found":
-            where, msg = f"{where}.kind", f"Field required; choose one of {', '.join(FAULT_KINDS)}"
-        elif err["type"] == "union_tag_invalid":
-            where, msg = f"{where}.kind", f"unknown kind {shown(err['ctx']['tag'], 40)}; choose one of {', '.join(FAULT_KINDS)}"
-        got = err.get("input")
-        echo = ""
-        if err["type"] not in ("missing", "union_tag_invalid", "union_tag_not_found") and not isinstance(got, (dict, list)) and got is not None and budget > 0:
-            echo = f" (got {shown(repr(got), min(60, budget))})"
-            budget -= len(echo)
-        lines.append(f"{where}: {msg}{echo}" if where else f"{msg}{echo}")
-    return "; ".join(lines)
-
-
-def _non_finite(data: Any) -> list[str]:
-    """Where the document holds inf or nan (TOML allows both; no field of a scenario does)."""
-    found: list[str] = []
-    stack: list[tuple[str, Any]] = [("", data)]
-    while stack:  # a loop, not recursion: the document may be nested very deep
-        where, value = stack.pop()
-        if isinstance(value, float) and not math.isfinite(value):
-            found.append(f"{where}: give a finite number (got {value})")
-        elif isinstance(value, dict):
-            stack.extend((f"{where}.{_key(k)}" if where else _key(k), v) for k, v in reversed(value.items()))
-        elif isinstance(value, list):
-            stack.extend((f"{where}[{i}]", v) for i, v in reversed(list(enumerate(value))))
-    return found
 
 
 def parse_scenario(text: str, origin: str) -> Scenario:
@@ -316,13 +246,13 @@ def parse_scenario(text: str, origin: str) -> Scenario:
         raise BadInput(f"scenario {origin}: not valid TOML: {exc}") from None
     except RecursionError:
         raise BadInput(f"scenario {origin}: nested too deeply to read; a scenario's tables and arrays nest two or three levels") from None
-    bad = _non_finite(data)
+    bad = non_finite(data)
     if bad:
         raise BadInput(f"scenario {origin}: {'; '.join(bad)}")
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
-        raise BadInput(f"scenario {origin}: {_explain(exc)}") from None
+        raise BadInput(f"scenario {origin}: {explain(exc)}") from None
     except RecursionError:
         raise BadInput(f"scenario {origin}: nested too deeply; a scenario's tables and arrays nest two or three levels") from None
     try:
@@ -330,7 +260,7 @@ def parse_scenario(text: str, origin: str) -> Scenario:
         scenario.check_size()
         scenario.check_hosts()
     except ValidationError as exc:
-        raise BadInput(f"scenario {origin}: {_explain(exc, 'fleet.')}") from None
+        raise BadInput(f"scenario {origin}: {explain(exc, 'fleet.')}") from None
     except BadInput as exc:
         raise BadInput(f"scenario {origin}: {exc}") from None
     except ImportError:
@@ -386,8 +316,8 @@ def with_pythonpath(scenario: Scenario, folder: Path) -> Scenario:
     from sim.services import resolve, resolve_service
 
     for s in scenario.services:
-        if s.entry is not None:
-            resolve_service(s, paths, "chaos")
+        if s.entry is not None:  # the entry itself; a chaos command's program is checked when chaos plans the run
+            resolve_service(s, paths, "sim")
     for c in scenario.checks.custom:
         resolve(c.entry, f"checks.custom {c.entry!r}", paths)
     return scenario

@@ -167,6 +167,8 @@ def resolve(entry: str, what: str, paths: list[str], params: int = 1) -> Callabl
 
 def resolve_service(s: ServiceSet, paths: list[str], mode: Literal["sim", "chaos"]) -> ServiceMain | None:
     what = f"services {s.name!r}"
+    if mode == "chaos" and s.command is not None:
+        _check_program(what, s.command[0])
     if s.entry is None:
         if mode == "sim" or s.command is None:
             raise BadInput(f"{what}: no entry; sim runs services in-process: add entry = \"package.module:main\"" + ("" if s.command else " (or command = [...] for chaos)"))
@@ -175,6 +177,17 @@ def resolve_service(s: ServiceSet, paths: list[str], mode: Literal["sim", "chaos
     if not inspect.iscoroutinefunction(fn):
         raise BadInput(f"{what}: {s.entry!r} is not async; write it as async def {s.entry.split(':')[1]}(ctx)")
     return fn
+
+
+def _check_program(what: str, program: str) -> None:
+    """The program of a command exists (else the run would start nothing and judge nothing)."""
+    import os
+    import shutil
+
+    if "{" in program or ("/" in program and not os.path.isabs(program)):
+        return  # a placeholder, or a path relative to the service's folder: the start will tell
+    if (shutil.which(program) if "/" not in program else (program if os.access(program, os.X_OK) else None)) is None:
+        raise BadInput(f"{what}: command {program!r} is not an executable program on PATH; give its full path or install it")
 
 
 def check_sets(sets: list[ServiceSet], reserved: set[str]) -> None:

@@ -42,13 +42,16 @@ def _candidates(original: Schedule) -> st.SearchStrategy[Schedule]:
     return st.tuples(*[one(f) for f in faults]).map(lambda kept: Schedule(faults=[f for f in kept if f is not None]))
 
 
-def shrink_schedule(original: Schedule, still_fails: Callable[[Schedule], bool], max_runs: int = 60) -> tuple[Schedule, int]:
+def shrink_schedule(original: Schedule, still_fails: Callable[[Schedule], bool], max_runs: int = 60, progress: Callable[[int], None] | None = None) -> tuple[Schedule, int]:
     runs = 0
 
     def condition(schedule: Schedule) -> bool:
         nonlocal runs
         runs += 1
-        return still_fails(schedule)
+        failed = still_fails(schedule)
+        if progress is not None:
+            progress(runs)
+        return failed
 
     if not original.faults:
         return original, 0
@@ -63,7 +66,8 @@ def shrink_schedule(original: Schedule, still_fails: Callable[[Schedule], bool],
     return minimal, runs
 
 
-def shrink_run(run_dir: Path, max_runs: int = 60, out: Path | None = None) -> ShrinkResult:
+def shrink_run(run_dir: Path, max_runs: int = 60, out: Path | None = None, progress: Callable[[int], None] | None = None) -> ShrinkResult:
+    """``progress`` is called with the number of runs spent so far, after each run."""
     from sim.replay import read_run_dir
     from sim.runner import run_scenario
     from sim.scenario import to_toml
@@ -80,7 +84,7 @@ def shrink_run(run_dir: Path, max_runs: int = 60, out: Path | None = None) -> Sh
         now_failing = {c["name"] for c in outcome.report["checks"] if not c["ok"]}
         return set(failing) <= now_failing
 
-    minimal, runs = shrink_schedule(original, still_fails, max_runs)
+    minimal, runs = shrink_schedule(original, still_fails, max_runs, progress)
     path = out or run_dir / "shrunk.toml"
     shrunk = scenario.model_copy(update={"faults": minimal.faults, "swarm": None, "seed": seed, "name": f"{scenario.name}-shrunk"})  # type: ignore[attr-defined]
     path.write_text(to_toml(shrunk))

@@ -40,8 +40,9 @@ partition_hosts = ["broker", "publisher-0", "publisher-1", "subscriber"]
 crash_hosts = ["publisher-1", "subscriber"]
 targets = ["broker:1883", "subscriber<->broker"]
 
-# Built-in checks read the broker's record of the wire (QoS 1/2 delivery, duplicates, order,
-# latency, resubscribe, wills). Your own: a function of the history, in squall_checks.py.
+# Built-in checks read the broker's record of the wire (wire_delivery, wire_duplicates, wire_order,
+# wire_latency, wire_sessions, wire_resubscribe, wire_wills, wire_comes_back).
+# Your own: a function of the history, in squall_checks.py.
 [[checks.custom]]
 entry = "squall_checks:subscriber_keeps_up"
 '''

@@ -28,6 +28,9 @@ differs on purpose, the test pins it against the real one:
   100.0 into Go struct field LatencyToxic.attributes.latency of type int64``); the status and
   the prefix clients match on are the same. Nesting deeper than Python's stack (~1000 levels,
   Toxiproxy: 10000) is refused with ``JSON nested too deeply``.
+- A request body over 1 MiB is refused with 413 (JSON, connection closed); Toxiproxy reads
+  bodies of any size. Requests that are not HTTP get Go's plain-text ``400 Bad Request: ...``
+  (or 505 for an unknown HTTP version), the reason in h11's words.
 - ``GET /metrics`` always serves Prometheus counters; Toxiproxy answers 404 unless started
   with ``-proxy-metrics`` or ``-runtime-metrics``.
 - A slicer with ``average_size`` of 0 or less passes chunks whole; Toxiproxy's halving never

@@ -6,6 +6,7 @@ fixed ones below are part of the API, not prose.
 
 from __future__ import annotations
 
+import resource  # imported now: importing it when out of descriptors would itself fail
 from typing import Any
 
 
@@ -38,8 +39,6 @@ BODY_TOO_LARGE = ApiError("request body too large", 413)
 
 def out_of_files(what: str) -> str:
     """``what`` failed for want of file descriptors: say which limit, and how to get out."""
-    import resource
-
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     return (
         f"{what}: too many open files (RLIMIT_NOFILE={soft}); close connections or delete proxies, "

@@ -61,6 +61,13 @@ def _error(status: int, message: str) -> Response:
     return Response.json(status, {"error": message, "status": status})
 
 
+def _unparseable(exc: h11.RemoteProtocolError) -> Response:
+    """A request that is not HTTP: plain text, as Go's server words it (``400 Bad Request: ...``)."""
+    status = exc.error_status_hint
+    text = f"{status} {HTTPStatus(status).phrase}: {exc}"
+    return Response(status, text.encode(), "text/plain; charset=utf-8")
+
+
 async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """Half-close, then read and drop what the client still sends before closing.
 
@@ -128,7 +135,7 @@ class HttpServer:
             try:
                 request = await self._read_request(conn, reader, writer)
             except h11.RemoteProtocolError as exc:
-                await self._send(conn, writer, _error(exc.error_status_hint, f"bad request: {exc}"), close=True)
+                await self._send(conn, writer, _unparseable(exc), close=True)
                 await _linger(reader, writer)
                 return
             if request is None:
@@ -161,6 +168,9 @@ class HttpServer:
         event = await self._next(conn, reader)
         if not isinstance(event, h11.Request):
             return None  # the client closed (or said nothing) between requests
+        if event.http_version not in (b"1.0", b"1.1"):  # h11 would read HTTP/9.9 as 1.1; Go refuses it
+            text = b"505 HTTP Version Not Supported: unsupported protocol version"
+            return Response(505, text, "text/plain; charset=utf-8")
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in event.headers}
         length = headers.get("content-length", "")
         if length.isdigit() and int(length) > MAX_BODY:

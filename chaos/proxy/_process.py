@@ -51,6 +51,9 @@ class ProxyProcess:
             stdout=subprocess.PIPE,
             stderr=self._stderr,
             env=env,
+            # A group of its own: Ctrl-C on the run must not kill the proxy under the runner,
+            # which still has toxics to delete; the runner stops it by closing its stdin.
+            process_group=0,
         )
         line = _read_line(self._proc.stdout, _READY_TIMEOUT)  # type: ignore[arg-type]
         try:

@@ -21,17 +21,25 @@ DEFAULT_PORT = 8474
 
 
 def report_out_of_files(loop: asyncio.AbstractEventLoop, prog: str = "squall proxy") -> None:
-    """One line on stderr, not asyncio's traceback, each time an accept fails for want of descriptors.
+    """One line on stderr, not asyncio's traceback, when accepts fail for want of descriptors.
 
     asyncio retries the accept a second later by itself, so the server recovers once
-    descriptors are free again; other errors keep the loop's handler.
+    descriptors are free again; other errors keep the loop's handler. At most one line
+    per ten seconds: a server at its limit retries every second.
     """
     previous = loop.get_exception_handler()
+    said = [float("-inf")]
 
     def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         exc = context.get("exception")
         if isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE):
-            print(f"{prog}: {out_of_files('accept')}", file=sys.stderr, flush=True)
+            if loop.time() - said[0] >= 10.0:
+                said[0] = loop.time()
+                print(f"{prog}: {out_of_files('accept')}", file=sys.stderr, flush=True)
+        elif isinstance(exc, ValueError) and "_start_serving" in repr(context.get("handle")):
+            # asyncio's accept retry fired after the listener closed (a proxy deleted, or the
+            # server stopping, within that second): nothing is left to serve, nothing is wrong.
+            return
         elif previous is not None:
             previous(loop, context)
         else:

@@ -271,8 +271,8 @@ def check_resubscribe(w: Wire, cfg: CheckConfig, facts: RunFacts) -> CheckResult
         again = {f for at, f in w.subscribes.get(c, []) if t <= at <= t + cfg.resubscribe_s}
         missing = sorted(set(had) - again)
         if missing:
-            return CheckResult("resubscribe", False, f"{c} reconnected at t={t:.3f}s without its session and did not subscribe to {', '.join(map(repr, missing))} again within {cfg.resubscribe_s:g}s (it had before)", {"client": c, "missing": missing}, t)
-    return CheckResult("resubscribe", True, f"{len(w.lost_sessions)} reconnects without a session; each subscribed again to all it had")
+            return CheckResult("wire_resubscribe", False, f"{c} reconnected at t={t:.3f}s without its session and did not subscribe to {', '.join(map(repr, missing))} again within {cfg.resubscribe_s:g}s (it had before)", {"client": c, "missing": missing}, t)
+    return CheckResult("wire_resubscribe", True, f"{len(w.lost_sessions)} reconnects without a session; each subscribed again to all it had")
 
 
 def check_wills(w: Wire, cfg: CheckConfig, facts: RunFacts) -> CheckResult:
@@ -287,9 +287,9 @@ def check_wills(w: Wire, cfg: CheckConfig, facts: RunFacts) -> CheckResult:
         also_gone = {x.client for x in w.gones if g.t <= x.t <= g.t + cfg.will_s}  # e.g. the broker's port went down for all
         missing = sorted(set(g.subscribers) - got - also_gone)
         if missing:
-            return CheckResult("wills", False, f"{g.client} went away without DISCONNECT at t={g.t:.3f}s; its will on {topic!r} did not reach {', '.join(missing)} within {cfg.will_s:g}s", None, g.t)
+            return CheckResult("wire_wills", False, f"{g.client} went away without DISCONNECT at t={g.t:.3f}s; its will on {topic!r} did not reach {', '.join(missing)} within {cfg.will_s:g}s", None, g.t)
         sent += 1
-    return CheckResult("wills", True, f"{sent} wills published after ungraceful ends reached their subscribers")
+    return CheckResult("wire_wills", True, f"{sent} wills published after ungraceful ends reached their subscribers")
 
 
 def check_sessions(w: Wire, cfg: CheckConfig, facts: RunFacts) -> CheckResult:
@@ -298,8 +298,8 @@ def check_sessions(w: Wire, cfg: CheckConfig, facts: RunFacts) -> CheckResult:
     if w.session_faults:
         t, c, what = w.session_faults[0]
         more = f" ({len(w.session_faults) - 1} more)" if len(w.session_faults) > 1 else ""
-        return CheckResult("sessions", False, f"{c} at t={t:.3f}s: {what}{more}", {"client": c}, t)
-    return CheckResult("sessions", True, "every reconnect found its session as CleanSession asked")
+        return CheckResult("wire_sessions", False, f"{c} at t={t:.3f}s: {what}{more}", {"client": c}, t)
+    return CheckResult("wire_sessions", True, "every reconnect found its session as CleanSession asked")
 
 
 def check_comes_back(w: Wire, cfg: CheckConfig, facts: RunFacts) -> CheckResult:
@@ -316,8 +316,8 @@ def check_comes_back(w: Wire, cfg: CheckConfig, facts: RunFacts) -> CheckResult:
     if away:
         t, c = away[0]
         names = ", ".join(c for _, c in away)
-        return CheckResult("comes_back", False, f"{c} lost its connection at t={t:.3f}s and never connected again (faults healed by t={facts.quiet_after:g}s, waited {cfg.convergence_s:g}s); away: {names}", {"client": c}, t)
-    return CheckResult("comes_back", True, "every client whose connection broke connected again")
+        return CheckResult("wire_comes_back", False, f"{c} lost its connection at t={t:.3f}s and never connected again (faults healed by t={facts.quiet_after:g}s, waited {cfg.convergence_s:g}s); away: {names}", {"client": c}, t)
+    return CheckResult("wire_comes_back", True, "every client whose connection broke connected again")
 
 
 WIRE_CHECKS = {
@@ -325,10 +325,10 @@ WIRE_CHECKS = {
     "wire_duplicates": check_duplicates,
     "wire_order": check_order,
     "wire_latency": check_latency,
-    "resubscribe": check_resubscribe,
-    "wills": check_wills,
-    "sessions": check_sessions,
-    "comes_back": check_comes_back,
+    "wire_resubscribe": check_resubscribe,
+    "wire_wills": check_wills,
+    "wire_sessions": check_sessions,
+    "wire_comes_back": check_comes_back,
 }
 
 

@@ -224,7 +224,9 @@ def swarm_schedule(seed: int, duration: float, mix: SwarmMix, *, start: float = 
     usable = mix.usable_kinds()
     enabled = [k for k in usable if rng.random() < mix.p_kind] or ([rng.choice(usable)] if usable else [])
     end = max(start, duration - quiet)
-    count = 0 if not enabled else max(1, round(mix.per_minute * (end - start) / 60.0 * (0.5 + rng.random())))
+    # A run over before the swarm starts gets no faults (they would start after its end, and a
+    # replay of the run's scenario.toml would refuse them).
+    count = 0 if not enabled or duration <= start else max(1, round(mix.per_minute * (end - start) / 60.0 * (0.5 + rng.random())))
     faults: list[TimedFault] = []
     for i in range(count):
         kind = rng.choice(enabled)

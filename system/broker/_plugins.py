@@ -45,22 +45,30 @@ def covers(pattern: str, wanted: str) -> bool:
 
 
 class TopicAcl(BaseTopicPlugin):
-    """Allow-lists of topic patterns per username (``"anonymous"`` for none, ``"*"`` for everyone else).
+    """Allow-lists of topic patterns per username (``"anonymous"`` for none, ``"*"`` for everyone else),
+    and deny-lists likewise.
 
-    A subscription is granted, and a PUBLISH routed, only when one of the user's patterns
-    covers the filter or topic; a denied subscription gets SUBACK 0x80.
+    A subscription is granted, and a PUBLISH routed, only when one of the user's ``acl`` patterns
+    covers the filter or topic (no ``acl`` at all: everything) and none of its ``deny`` patterns
+    does; a denied subscription gets SUBACK 0x80. A denied pattern is not delivered either, so a
+    wider subscription (``#``) does not reach around it.
     """
 
     @dataclass
     class Config:
-        acl: dict[str, list[str]] = field(default_factory=dict)
+        acl: dict[str, list[str]] | None = None
+        deny: dict[str, list[str]] = field(default_factory=dict)
 
     async def topic_filtering(
         self, *, session: Session | None = None, topic: str | None = None, action: Action | None = None
     ) -> bool:
-        if action == Action.RECEIVE or topic is None:
+        if topic is None:
             return True
         user = (session.username if session else None) or "anonymous"
+        deny = self.config.deny.get(user, self.config.deny.get("*", []))
+        if any(covers(p, topic) for p in deny):
+            return False
         acl = self.config.acl
-        patterns = acl.get(user, acl.get("*", []))
-        return any(covers(p, topic) for p in patterns)
+        if action == Action.RECEIVE or acl is None:
+            return True
+        return any(covers(p, topic) for p in acl.get(user, acl.get("*", [])))

@@ -32,8 +32,20 @@ def _check_flavor(flavor: str) -> None:
         raise UsageError(f"--flavor must be one of {', '.join(FLAVORS)} (got {flavor!r})")
 
 
-def serve(host: str, port: int, flavor: str, out: TextIO | None = None) -> int:
+def _login(user: str) -> tuple[str, str]:
+    name, sep, password = user.partition(":")
+    if not sep or not name:
+        raise UsageError(f"--user must be NAME:PASSWORD (got {user!r})")
+    return name, password
+
+
+def serve(host: str, port: int, flavor: str, out: TextIO | None = None, user: str | None = None,
+          denied_filter: str | None = None) -> int:
     """Run the embedded broker until SIGINT or SIGTERM; 0 on that clean stop.
+
+    ``user`` (NAME:PASSWORD) is a login it accepts besides anonymous clients, and
+    ``denied_filter`` a topic filter that user may not subscribe to, publish to or receive: the
+    settings ``--conformance --against`` needs to run the credential and ACL checks too.
 
     Both signals are handled here, not left to Python's defaults: a shell starts a background
     job with SIGINT ignored (Python then never raises KeyboardInterrupt) and SIGTERM would kill
@@ -43,13 +55,17 @@ def serve(host: str, port: int, flavor: str, out: TextIO | None = None) -> int:
     """
     _check_flavor(flavor)
     out = out or sys.stdout
+    users = dict([_login(user)]) if user is not None else {}
+    if denied_filter is not None and not users:
+        raise UsageError("--denied-filter needs --user NAME:PASSWORD: it is what that user may not use")
+    deny = {name: [denied_filter] for name in users} if denied_filter is not None else None
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        broker = EmbeddedBroker(host, port, flavor=flavor)  # type: ignore[arg-type]
+        broker = EmbeddedBroker(host, port, flavor=flavor, users=users, deny=deny)  # type: ignore[arg-type]
         try:
             with _quiet():  # amqtt logs the bind error's traceback; the one-line error says it all
                 await broker.start()
@@ -109,12 +125,21 @@ def conformance(against: str | None, flavor: str, only: str | None = None, seed:
 
     _check_flavor(flavor)
     address = parse_address(against) if against else None
-    name, sep, password = (user or "").partition(":")
-    if user is not None and (not sep or not name):
-        raise UsageError(f"--user must be NAME:PASSWORD (got {user!r})")
+    name, password = _login(user) if user is not None else ("", "")
     if user is not None and against is None:
         raise UsageError("--user describes a broker given with --against; the embedded one has its own")
     rng = random.Random(seed)
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    # On stderr: stdout is the table, whole, for a pipe or a file.
+    columns = (TextColumn("conformance"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    err = Console(stderr=True)
+    bar = Progress(*columns, console=err, transient=True, disable=not err.is_terminal)
+    task = bar.add_task("", total=None)
+
+    def progress(done: int, total: int, name: str) -> None:
+        bar.update(task, completed=done, total=total, description=name)
 
     async def main() -> list:
         if address is not None:
@@ -125,10 +150,10 @@ def conformance(against: str | None, flavor: str, only: str | None = None, seed:
                 raise UsageError(f"no broker answers at {against} ({exc!r}); start one or fix --against") from None
             target = Target(*address, name=against or "", username=name or None, password=password or None,
                             denied_filter=denied_filter)
-            return await run_suite(target, rng, only)
-        return await run_suite_embedded(flavor, rng, only)  # a fresh broker per statement
+            return await run_suite(target, rng, only, progress)
+        return await run_suite_embedded(flavor, rng, only, progress)  # a fresh broker per statement
 
-    with _quiet():  # the broker under test logs every refused packet; the table is the report here
+    with _quiet(), bar:  # the broker under test logs every refused packet; the table is the report here
         outcomes = asyncio.run(main())
     if not outcomes:
         raise UsageError(f"--only {only!r} matches no statement; names look like MQTT_3_1_2_4_clean_session_0_...")

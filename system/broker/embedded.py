@@ -14,7 +14,8 @@ Anonymous clients are allowed by default. ``users`` adds username/password login
 password: CONNACK refused); ``allow_anonymous=False`` requires them.
 ``observer`` gets every packet on the wire as a dict (system/broker/_tap.py lists them). ``acl`` maps a username
 (``"anonymous"`` for clients without one, ``"*"`` for everyone not listed) to the topic
-patterns it may subscribe and publish to; a denied subscription gets SUBACK 0x80.
+patterns it may subscribe and publish to; a denied subscription gets SUBACK 0x80. ``deny`` maps
+usernames likewise to patterns they may not subscribe to, publish to or receive.
 
 Limits of the squall flavor: a packet over 16 MiB closes its connection (MQTT allows 256 MiB;
 the limit keeps one client from filling memory), and a connection that sends no CONNECT within
@@ -51,6 +52,7 @@ class EmbeddedBroker:
         users: Mapping[str, str] | None = None,
         allow_anonymous: bool = True,
         acl: Mapping[str, Sequence[str]] | None = None,
+        deny: Mapping[str, Sequence[str]] | None = None,
         observer: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         if flavor not in FLAVORS:
@@ -63,6 +65,7 @@ class EmbeddedBroker:
         self.users = dict(users or {})
         self.allow_anonymous = allow_anonymous
         self.acl = {k: list(v) for k, v in acl.items()} if acl is not None else None
+        self.deny = {k: list(v) for k, v in (deny or {}).items()}
         self.observer = observer
         self._broker: Broker | None = None
         self._saved: BrokerState | None = None
@@ -73,8 +76,8 @@ class EmbeddedBroker:
         }
         if self.users:
             plugins["system.broker._plugins.PasswordAuth"] = {"users": self.users}
-        if self.acl is not None:
-            plugins["system.broker._plugins.TopicAcl"] = {"acl": self.acl}
+        if self.acl is not None or self.deny:
+            plugins["system.broker._plugins.TopicAcl"] = {"acl": self.acl, "deny": self.deny}
         return {"listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}}, "plugins": plugins}
 
     @property

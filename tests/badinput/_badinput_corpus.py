@@ -105,6 +105,9 @@ SCENARIOS = [
     _scenario("checks-topics-empty", BASE + '[checks]\ntopics = ""\n', "checks.topics"),
     _scenario("checks-receiver-unknown", BASE + '[checks]\nreceivers = ["recoder"]\n', "checks.receivers: no host 'recoder'"),
     _scenario("swarm-draws-nothing", BASE + '[swarm]\nkinds = ["crash", "toxic"]\n', "swarm: none of its kinds can be drawn"),
+    Case("service-program-missing", "scenario", ("chaos", "run", "{file}", "--duration", "2", "--out", "{tmp}/c"), "command '/no/such/program'",
+         scenario=BASE.encode() + b'[[services]]\nname = "svc"\ncommand = ["/no/such/program", "{broker_url}"]\n'),
+    _scenario("service-entry-missing", BASE + '[[services]]\nname = "svc"\nentry = "no_such_module:main"\n', "module 'no_such_module' not found"),
     _scenario("fault-not-a-table", BASE + "faults = [1, 2]\n", "faults[0]"),
     _scenario("two-errors-both-shown", 'name = "x"\nduration = -1\nseed = "s"\n', "duration: Input should be greater than 0 (got -1); seed: "),
     _scenario("long-input-is-cut", 'name = "x"\nduration = "' + "9" * 5000 + '"\n', "duration"),
@@ -261,6 +264,8 @@ CLI = [
     _cli("proxy-config-a-device", ("proxy", "--port", "0", "--config", "/dev/zero"), "not a regular file"),
     _cli("proxy-config-a-dir", ("proxy", "--port", "0", "--config", "{tmp}"), "not a regular file"),
     _cli("system-up-rooms-zero", ("system", "up", "--rooms", "0"), "--rooms"),
+    _cli("init-under-a-file", ("init", "{tmp}/afile/project", "--package", "myapp"), "is a file, not a folder", A_FILE),
+    _cli("init-bad-package", ("init", "{tmp}/project", "--package", "not a name"), "--package"),
     _cli("unknown-command", ("nosuch",), "nosuch"),
 ]
 

@@ -154,3 +154,12 @@ def test_damaged_bytes_of_a_shipped_file_never_raise_anything_but_bad_input(name
 
 def test_the_fuzzer_reaches_the_interesting_fields():
     assert {"duration", "telemetry_interval", "per_minute", "toxic_types", "kind", "at", "drift"} <= set(FIELDS)
+
+
+@pytest.mark.parametrize("duration", [1.0, 4.99, 5.0])
+def test_a_run_shorter_than_the_swarms_start_still_writes_a_scenario_that_parses(duration):
+    # Found by the mutation test above: faults drawn at 5 s in a 1 s run made the run's own
+    # scenario.toml (what replay and shrink read) bad input.
+    scenario = load_scenario("swarm").with_duration(duration)
+    again = parse_scenario(to_toml(scenario.resolved(3)), "scenario.toml")  # bad input would fail the test
+    assert again.duration == duration and all(f.at < duration for f in again.faults)

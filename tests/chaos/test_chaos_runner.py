@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 
-import pytest
 
 from chaos.runner import run_chaos
 from sim.scenario import load_scenario

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import random
+import re
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from proxy_helpers import TIMEOUT, EchoServer, connect, http, read_exactly
@@ -354,38 +362,54 @@ def test_head_and_other_methods_get_a_bare_405_and_the_connection_carries_on() -
     asyncio.run(main())
 
 
-def test_out_of_file_descriptors_is_a_clear_error_and_the_server_recovers() -> None:
-    import resource
-    import subprocess
-    import sys
-
-    import requests
-
+def test_out_of_file_descriptors_is_a_clear_error_and_the_server_recovers(tmp_path: Path) -> None:
     limit = 64
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sim.cli", "proxy", "--port", "0"],
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit)),
-    )
+    log = tmp_path / "stderr.txt"
+    with log.open("w") as err_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sim.cli", "proxy", "--port", "0"],
+            stderr=err_file,
+            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit)),
+        )
     try:
-        assert proc.stderr is not None
-        url = proc.stderr.readline().rsplit(" ", 1)[1].strip()
-        for i in range(limit):  # each proxy holds a listening socket: the limit comes before i reaches it
-            r = requests.post(f"{url}/proxies", json={"name": f"p{i}", "upstream": UPSTREAM}, timeout=TIMEOUT)
-            if r.status_code != 201:
-                break
-        else:
-            pytest.fail(f"{limit} proxies fit under RLIMIT_NOFILE={limit}")
-        assert r.status_code == 500
-        error = r.json()["error"]
-        assert "too many open files (RLIMIT_NOFILE=64)" in error and "ulimit -n" in error and "\n" not in error
-        assert f"p{i}" not in requests.get(f"{url}/proxies", timeout=TIMEOUT).json()  # nothing half-made
-        for j in range(3):
-            assert requests.delete(f"{url}/proxies/p{j}", timeout=TIMEOUT).status_code == 204
-        again = requests.post(f"{url}/proxies", json={"name": "again", "upstream": UPSTREAM}, timeout=TIMEOUT)
-        assert again.status_code == 201, again.text
+        url = _api_url(log)
+        with requests.Session() as api:  # one keep-alive connection: the API never needs a second descriptor
+            for i in range(limit):  # each proxy holds a listening socket: the limit comes before i reaches it
+                r = api.post(f"{url}/proxies", json={"name": f"p{i}", "upstream": UPSTREAM}, timeout=TIMEOUT)
+                if r.status_code != 201:
+                    break
+            else:
+                pytest.fail(f"{limit} proxies fit under RLIMIT_NOFILE={limit}")
+            assert r.status_code == 500
+            error = r.json()["error"]
+            assert "too many open files (RLIMIT_NOFILE=64)" in error and "ulimit -n" in error and "\n" not in error
+            assert f"p{i}" not in api.get(f"{url}/proxies", timeout=TIMEOUT).json()  # nothing half-made
+            for j in range(3):
+                assert api.delete(f"{url}/proxies/p{j}", timeout=TIMEOUT).status_code == 204
+            again = api.post(f"{url}/proxies", json={"name": "again", "upstream": UPSTREAM}, timeout=TIMEOUT)
+            assert again.status_code == 201, again.text
+        # A client that arrives while every descriptor is taken waits, and is served once one is free.
+        with requests.Session() as api:
+            for i in range(limit):
+                if api.post(f"{url}/proxies", json={"name": f"q{i}", "upstream": UPSTREAM}, timeout=TIMEOUT).status_code != 201:
+                    break
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                late = pool.submit(requests.get, f"{url}/version", timeout=TIMEOUT)
+                assert api.delete(f"{url}/proxies/q0", timeout=TIMEOUT).status_code == 204
+                assert late.result().status_code == 200
     finally:
         proc.terminate()
-        _, err = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
+    err = log.read_text()
     assert "Traceback" not in err, err
+    assert all(line.startswith("squall proxy: ") for line in err.splitlines()), err
+
+
+def _api_url(log: Path) -> str:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = re.search(r"Toxiproxy API on (http://\S+)", log.read_text())
+        if found:
+            return found.group(1)
+        time.sleep(0.05)
+    raise AssertionError(f"squall proxy did not start: {log.read_text()[-500:]}")

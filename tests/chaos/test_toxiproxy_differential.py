@@ -356,6 +356,28 @@ def test_malformed_bodies(both: tuple[Server, Server], echo: Echo, body: str | b
     same(both, "POST", "/proxies/p", body)
 
 
+@pytest.mark.parametrize(
+    "request_bytes",
+    [b"GARBAGE\r\n\r\n", b"GET /version HTTP/1.1\r\n\r\n", b"GET /version HTTP/9.9\r\nHost: x\r\n\r\n", b"GET /\x00 HTTP/1.1\r\nHost: x\r\n\r\n"],
+    ids=["not-http", "no-host", "http-9.9", "nul-in-target"],
+)
+def test_requests_that_are_not_http(both: tuple[Server, Server], request_bytes: bytes) -> None:
+    """Status and Content-Type as Go's server answers; the reason after ``400 Bad Request:`` is each parser's own."""
+
+    def answer(server: Server) -> tuple[bytes, bytes]:
+        with socket.create_connection(("127.0.0.1", server.port), TIMEOUT) as sock:
+            sock.settimeout(TIMEOUT)
+            sock.sendall(request_bytes)
+            got = b""
+            while b"\r\n\r\n" not in got and (chunk := sock.recv(65536)):
+                got += chunk
+        head = got.split(b"\r\n\r\n")[0].split(b"\r\n")
+        content_type = next((h for h in head if h.lower().startswith(b"content-type:")), b"")
+        return head[0].split(b" ")[1] if head[0] else b"", content_type
+
+    _both(both, answer)
+
+
 def test_unknown_routes(both: tuple[Server, Server]) -> None:
     for path in ("/", "/nope", "/proxies/a/b", "/proxies/a/toxics/b/c", "/proxies/"):
         same(both, "GET", path)

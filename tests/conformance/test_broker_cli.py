@@ -91,6 +91,32 @@ def test_standalone_broker_stops_cleanly_on_signal(sig: signal.Signals) -> None:
             proc.wait()
 
 
+def test_conformance_against_a_running_broker_with_a_user_and_a_denied_filter(capsys: pytest.CaptureFixture[str]) -> None:
+    """`squall broker --user --denied-filter` has what the credential and ACL checks need, so
+    `--against` it runs them instead of skipping."""
+    login = ["--user", "alice:wonderland", "--denied-filter", "forbidden/#"]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from sim.cli import main; main()", "broker", "--port", "0", *login],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        match = re.search(r"listening on (127\.0\.0\.1:\d+)", line)
+        assert match, line
+        for only in ("with_credentials", "acl_denied"):
+            code, out, _ = _run(capsys, "--conformance", "--against", match.group(1), *login, "--only", only, "--seed", "1")
+            assert code == 0 and "skipped 0" in out and re.search(r"passed [1-9]\d* of", out), out
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def test_denied_filter_needs_a_user(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(capsys, "--port", "0", "--denied-filter", "forbidden/#")
+    assert code == 2 and err.count("\n") == 1 and "--denied-filter needs --user" in err
+
+
 def _recv_exactly(s: socket.socket, n: int) -> bytes:
     got = b""
     while len(got) < n:

@@ -139,3 +139,22 @@ def test_dollar_topic_publish_is_acknowledged_not_routed_and_the_connection_keep
             assert await pub.ping()
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("flavor", ["squall", "amqtt"])
+def test_deny_list_refuses_subscribe_publish_and_delivery(flavor: str) -> None:
+    async def main() -> None:
+        deny = {"bob": ["secret/#"]}
+        async with EmbeddedBroker("127.0.0.1", 0, flavor=flavor, users={"bob": "pw"}, deny=deny) as broker:  # type: ignore[arg-type]
+            bob, rc, _ = await _client(broker, "bob", username="bob", password="pw")
+            assert rc == 0
+            assert await bob.subscribe([("secret/x", 1), ("#", 1)]) == [0x80, 1]
+            anon, _, _ = await _client(broker, "anon")  # not bob: the deny list is his only
+            assert await anon.subscribe([("secret/#", 1)]) == [1]
+            await bob.publish("secret/x", b"denied", qos=1)
+            await anon.publish("secret/y", b"not for bob", qos=1, pid=2)
+            await anon.publish("open/z", b"marker", qos=1, pid=3)
+            assert [p.payload for p in await bob.messages_until(b"marker")] == [b"marker"]
+            assert [p.payload for p in await anon.messages_until(b"not for bob")] == [b"not for bob"]
+
+    asyncio.run(main())

@@ -11,7 +11,13 @@ import json
 from pathlib import Path
 
 import pytest
-from _user_project import make_project, scenario, squall
+from _user_project import (
+    clients_run_in_sim,
+    make_client_project,
+    make_project,
+    scenario,
+    squall,
+)
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +30,7 @@ def test_a_run_judges_the_users_services_on_the_wire(project: Path) -> None:
     assert got.returncode == 0, got.stdout + got.stderr
     report = json.loads((project / "run" / "report.json").read_text())
     names = {c["name"]: c for c in report["checks"]}
-    for name in ("wire_delivery", "wire_duplicates", "wire_order", "wire_latency", "resubscribe", "wills", "comes_back", "heard_sensor_0", "heard_sensor_1"):
+    for name in ("wire_delivery", "wire_duplicates", "wire_order", "wire_latency", "wire_resubscribe", "wire_wills", "wire_sessions", "wire_comes_back", "heard_sensor_0", "heard_sensor_1"):
         assert names[name]["ok"], names[name]
     assert "qos1_loss" not in names and "commands" not in names  # the fleet's checks: no fleet here
     assert report["metrics"]["published"] > 50 and report["metrics"]["delivered"] > 0
@@ -53,7 +59,7 @@ def test_a_sweep_finds_the_planted_bug_and_replay_and_shrink_work(project: Path)
     summary = json.loads((project / "sweep-bad" / "sweep.json").read_text())
     assert summary["failed"], "the planted bug went unnoticed"
     first = next(r for r in summary["runs"] if not r["ok"])
-    assert "resubscribe" in first["failed"]
+    assert "wire_resubscribe" in first["failed"]
     assert "counter reconnected" in first["first_failure"] and "readings/#" in first["first_failure"]
     assert f"squall sim run buggy.toml --seed {first['seed']}" in bad.stdout
 
@@ -66,7 +72,7 @@ def test_a_sweep_finds_the_planted_bug_and_replay_and_shrink_work(project: Path)
     rerun = squall("sim", "run", str(run_dir / "shrunk.toml"), "--seed", str(first["seed"]), "--out", "shrunk-run", cwd=project)
     assert rerun.returncode == 1, rerun.stdout
     report = json.loads((project / "shrunk-run" / "report.json").read_text())
-    assert not next(c for c in report["checks"] if c["name"] == "resubscribe")["ok"]
+    assert not next(c for c in report["checks"] if c["name"] == "wire_resubscribe")["ok"]
     assert len(report["faults"]) <= len(json.loads((run_dir / "report.json").read_text())["faults"])
 
 
@@ -143,6 +149,29 @@ def test_the_starter_pytest_test_runs_per_seed(tmp_path: Path) -> None:
     assert got.returncode == 0 and "2 passed" in got.stdout, got.stdout[-2000:]
 
 
-@pytest.mark.skip(reason="paho-mqtt and aiomqtt in virtual time land with the clients work (issue 15 part 2); enable once main has it")
-def test_aiomqtt_and_paho_services(project: Path) -> None:
-    raise NotImplementedError
+@pytest.mark.slow  # a 20-seed sweep twice, a shrink and a chaos run: about 40 s
+@pytest.mark.skipif(not clients_run_in_sim(), reason="paho-mqtt and aiomqtt in virtual time (simulated sockets, add_reader) are not in this squall yet")
+def test_aiomqtt_and_paho_services_run_every_way_and_the_bug_is_found(tmp_path: Path) -> None:
+    project = make_client_project(tmp_path / "client-project")
+    got = squall("sim", "run", "good.toml", "--out", "run", cwd=project)
+    assert got.returncode == 0, got.stdout + got.stderr
+    history = [json.loads(line) for line in (project / "run" / "history.jsonl").read_text().splitlines()]
+    assert {r["client"] for r in history if r["event"] == "mqtt" and r["type"] == "PUBLISH" and r["dir"] == "in"} == {"sensor-0", "sensor-1"}
+    assert any(r["event"] == "counted" for r in history)
+    assert squall("sim", "replay", "run", cwd=project).returncode == 0
+
+    good = squall("sim", "sweep", "good.toml", "--seeds", "1-20", "--jobs", "2", "--out", "sweep-good", cwd=project)
+    assert good.returncode == 0, good.stdout[-3000:]
+    bad = squall("sim", "sweep", "buggy.toml", "--seeds", "1-20", "--jobs", "2", "--out", "sweep-bad", cwd=project)
+    assert bad.returncode == 1, bad.stdout[-3000:]
+    first = next(r for r in json.loads((project / "sweep-bad" / "sweep.json").read_text())["runs"] if not r["ok"])
+    assert "wire_resubscribe" in first["failed"] and f"squall sim run buggy.toml --seed {first['seed']}" in bad.stdout
+    run_dir = project / first["run_dir"]
+    assert squall("sim", "replay", str(run_dir), cwd=project).returncode == 0
+    squall("sim", "shrink", str(run_dir), "--runs", "20", cwd=project)
+    assert (run_dir / "shrunk.toml").is_file()
+
+    chaos = squall("chaos", "run", "good.toml", "--out", "chaos-run", cwd=project)
+    assert chaos.returncode == 0, chaos.stdout + chaos.stderr
+    chaos_history = [json.loads(line) for line in (project / "chaos-run" / "history.jsonl").read_text().splitlines()]
+    assert {r["client"] for r in chaos_history if r["event"] == "mqtt" and r["type"] == "PUBLISH" and r["dir"] == "in"} == {"sensor-0", "sensor-1"}

@@ -11,6 +11,8 @@ import hashlib
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sim.checks import CheckConfig, RunFacts
 from sim.checks._wire import (
@@ -83,7 +85,7 @@ def test_watching_the_wire_changes_nothing_in_the_run() -> None:
     assert plain.report["trace_hash"] == seen.report["trace_hash"]
     assert not any(r["event"] == "mqtt" for r in plain.history.records)
     assert sum(r["event"] == "mqtt" for r in seen.history.records) > 100
-    assert {"wire_delivery", "resubscribe"} <= {c["name"] for c in seen.report["checks"]}
+    assert {"wire_delivery", "wire_resubscribe"} <= {c["name"] for c in seen.report["checks"]}
 
 
 # ---- the checks, over hand-written records
@@ -158,3 +160,43 @@ def test_order_resubscribe_wills_and_coming_back() -> None:
     assert not check_wills(Wire(will), CFG, FACTS).ok
     sent = will + [_m(5.001, "PUBLISH", "s", dir="out", topic="a/d", qos=1, pid=3, hash="h1")]
     assert check_wills(Wire(sent), CFG, FACTS).ok
+
+
+# ---- properties: a faithful transcript passes every check; any one lost delivery is named
+
+
+
+@st.composite
+def transcripts(draw: st.DrawFn) -> tuple[list[dict[str, Any]], int]:
+    """Subscribers with persistent or clean sessions, publishers publishing QoS 1 in order, and
+    the broker delivering each message once, in order, to every subscriber."""
+    subs = draw(st.lists(st.sampled_from(["s1", "s2", "s3"]), min_size=1, max_size=3, unique=True))
+    n = draw(st.integers(1, 25))
+    records: list[dict[str, Any]] = []
+    for s in subs:
+        records += _sub(0, client=s, clean=draw(st.booleans()))
+    records.append(_m(0, "connect", "p", clean=True, session_present=False))
+    pids = dict.fromkeys(subs, 0)
+    for i in range(n):
+        t = 1.0 + i
+        records += _pub(t, i % 65535 + 1, f"m{i}")
+        for s in subs:
+            pids[s] += 1
+            records += _out(t + 0.01, pids[s], f"m{i}", client=s)
+    return records, n
+
+
+@settings(max_examples=60, deadline=None)
+@given(transcripts(), st.data())
+def test_a_faithful_broker_passes_and_a_dropped_delivery_is_named(case: tuple[list[dict[str, Any]], int], data: st.DataObject) -> None:
+    records, n = case
+    w = Wire(records)
+    for check in (check_delivery, check_duplicates, check_order, check_resubscribe, check_wills, check_sessions, check_comes_back):
+        assert check(w, CFG, FACTS).ok, check(w, CFG, FACTS).detail
+    assert len(w.messages) == n
+    outs = [i for i, r in enumerate(records) if r["type"] == "PUBLISH" and r["dir"] == "out"]
+    drop = data.draw(st.sampled_from(outs))
+    lost = records[drop]
+    without = records[:drop] + records[drop + 2 :]  # the PUBLISH out and its PUBACK
+    got = check_delivery(Wire(without), CFG, FACTS)
+    assert not got.ok and f"never reached {lost['client']}" in got.detail and lost["hash"] in got.detail

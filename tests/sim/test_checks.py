@@ -159,3 +159,15 @@ def test_a_fault_that_is_never_healed_spares_every_later_round_trip():
     faults = [{"event": "fault", "t": 50, "kind": "down", "label": "down broker:1883"}]
     after = {"event": "command_done", "t": 80, "outcome": "timeout", "latency": 5.0}
     assert verdicts(faults + [after])["commands"].ok
+
+
+def test_reconnect_judges_the_cap_to_the_millisecond_in_sim_and_with_the_runs_slack_in_chaos():
+    # Attempt 3 of a 0.1 s / 0.4 s backoff may wait at most 0.4 s; it waited 0.534 s.
+    history = [
+        {"event": "disconnect", "t": 10.0, "client": "heater-r2", "reason": "lost"},
+        {"event": "connecting", "t": 10.534, "client": "heater-r2", "attempt": 3, "initial": 0.1, "maximum": 0.4},
+    ]
+    sim = verdicts(history)["reconnect"]
+    assert not sim.ok and "waited 0.534s before reconnect attempt 3" in sim.detail and sim.at == 10.534
+    chaos = verdicts(history, facts=RunFacts(duration=100.0, extras={"timing_slack": 0.5}))["reconnect"]
+    assert chaos.ok, chaos.detail

@@ -11,12 +11,12 @@ import random
 
 from system.broker.conformance import _checks  # noqa: F401 - registers the statements
 from system.broker.conformance._registry import (
-    STATEMENTS,
     Outcome,
     Statement,
     Target,
     run_check,
 )
+from system.broker.conformance._runner import Progress, run_each
 from system.broker.embedded import EmbeddedBroker
 
 USER, PASSWORD, DENIED = "alice", "wonderland", "forbidden/#"
@@ -33,6 +33,6 @@ async def run_embedded(st: Statement, flavor: str, rng: random.Random) -> Outcom
         return await run_check(st, target, rng)
 
 
-async def run_suite_embedded(flavor: str, rng: random.Random, only: str | None = None) -> list[Outcome]:
+async def run_suite_embedded(flavor: str, rng: random.Random, only: str | None = None, progress: Progress | None = None) -> list[Outcome]:
     """Every statement (or those whose name contains ``only``), each on its own fresh broker."""
-    return [await run_embedded(st, flavor, rng) for st in STATEMENTS if only is None or only in st.name]
+    return await run_each(only, lambda st: run_embedded(st, flavor, rng), progress)

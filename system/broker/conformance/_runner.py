@@ -3,15 +3,35 @@
 from __future__ import annotations
 
 import random
+from typing import Awaitable, Callable
 
 from system.broker.conformance import _checks  # noqa: F401 - registers the statements
-from system.broker.conformance._registry import STATEMENTS, Outcome, Target, run_check
+from system.broker.conformance._registry import STATEMENTS, Outcome, Statement, Target, run_check
 
 
-async def run_suite(target: Target, rng: random.Random | None = None, only: str | None = None) -> list[Outcome]:
+Progress = Callable[[int, int, str], None]
+
+
+async def run_each(only: str | None, run: Callable[[Statement], Awaitable[Outcome]], progress: Progress | None = None) -> list[Outcome]:
+    """``run`` on every statement (or those whose name contains ``only``), in registry order.
+
+    ``progress(done, total, name)`` is called before each statement (and once at the end, name "").
+    """
+    chosen = [st for st in STATEMENTS if only is None or only in st.name]
+    outcomes = []
+    for st in chosen:
+        if progress is not None:
+            progress(len(outcomes), len(chosen), st.name)
+        outcomes.append(await run(st))
+    if progress is not None:
+        progress(len(outcomes), len(chosen), "")
+    return outcomes
+
+
+async def run_suite(target: Target, rng: random.Random | None = None, only: str | None = None, progress: Progress | None = None) -> list[Outcome]:
     """Every registered check against ``target``, one after the other, in registry order."""
     rng = rng or random.Random()
-    return [await run_check(st, target, rng) for st in STATEMENTS if only is None or only in st.name]
+    return await run_each(only, lambda st: run_check(st, target, rng), progress)
 
 
 def format_table(outcomes: list[Outcome], title: str = "") -> str:
