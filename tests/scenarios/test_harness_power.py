@@ -33,7 +33,7 @@ def failing(scenario: Scenario, check: str, seeds: range = SEEDS) -> Iterator[tu
             return
 
 
-def hunt(scenario: Scenario, check: str, tmp_path, *, max_runs: int = 12) -> tuple[int, dict]:
+def hunt(scenario: Scenario, check: str, tmp_path, *, max_runs: int = 8) -> tuple[int, dict]:
     """The planted bug fails ``check`` within 20 seeds; the report names the culprit; the
     shrinker keeps it failing with at most 3 faults. Returns (seed, the failed check)."""
     runs = list(failing(scenario, check))
@@ -84,10 +84,11 @@ def forgetful_broker() -> Scenario:
 
 
 def redelivering() -> Scenario:
-    """The recorder cut off from the broker (one way) while QoS 1 flows: PUBACKs are lost, so
-    the broker sends again what the recorder already has."""
+    """The recorder's way to the broker cut (one way) for longer than the broker's keep-alive
+    while QoS 1 flows: its PUBACKs are lost, the broker drops it, and on its return sends
+    again what the recorder already has."""
     s = load_scenario("partition-heal")
-    cuts = [TimedFault(at=at, duration=8, fault=PartitionFault(a=["recorder"], b=["broker"], oneway=oneway)) for at, oneway in ((30, True), (70, False), (110, True))]
+    cuts = [TimedFault(at=at, duration=20, fault=PartitionFault(a=["recorder"], b=["broker"], oneway=True)) for at in (30, 80, 130)]
     return s.model_copy(update={"duration": 200.0, "faults": [*cuts, *NOISE]})
 
 
@@ -96,11 +97,11 @@ def blind_watcher() -> Scenario:
     s = load_scenario("smoke")
     faults = [
         TimedFault(at=40, duration=45, fault=DownFault(target="broker:1883")),
-        TimedFault(at=50, duration=60, fault=CrashFault(host="sensor-r1-1")),
-        TimedFault(at=130, duration=20, fault=CrashFault(host="sensor-r1-2")),
+        TimedFault(at=50, duration=100, fault=CrashFault(host="sensor-r1-1")),
+        TimedFault(at=120, duration=50, fault=CrashFault(host="sensor-r1-2")),
         *NOISE,
     ]
-    return s.model_copy(update={"duration": 220.0, "faults": faults, "checks": s.checks.model_copy(update={"convergence_s": 60})})
+    return s.model_copy(update={"duration": 240.0, "faults": faults, "checks": s.checks.model_copy(update={"convergence_s": 60})})
 
 
 # -- the planted bugs (test-only monkeypatches) ---------------------------------------------
