@@ -49,7 +49,7 @@ def check_reconnect(ix: Index, facts: RunFacts) -> CheckResult:
     delays = reconnect_delays(ix)
     slack = float(facts.extras.get("timing_slack", _SLACK))
     if not delays:
-        return CheckResult("reconnect", True, "not judged: no client reconnected")
+        return CheckResult.skip("reconnect", "not judged: no client reconnected")
     for r, delay, cap in delays:
         if delay > cap + slack:
             return CheckResult(

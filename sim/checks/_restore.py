@@ -36,5 +36,5 @@ def check_restore(ix: Index, facts: RunFacts) -> CheckResult:
             )
         last[key] = {**moved, "new": r["state"]}
     if not judged:
-        return CheckResult("restore", True, "not judged: no device restarted after a state change")
+        return CheckResult.skip("restore", "not judged: no device restarted after a state change")
     return CheckResult("restore", True, f"{judged} restarts came back in their last acknowledged state")

@@ -51,5 +51,5 @@ def check_resubscribe(ix: Index, facts: RunFacts) -> CheckResult:
                     r, start,
                 )
     if not judged:
-        return CheckResult("resubscribe", True, "not judged: no subscriber reconnected with traffic on its topics after")
+        return CheckResult.skip("resubscribe", "not judged: no subscriber reconnected with traffic on its topics after")
     return CheckResult("resubscribe", True, f"deliveries resumed after all {judged} judged reconnects")

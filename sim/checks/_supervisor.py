@@ -22,7 +22,7 @@ _SLACK = 0.001
 def check_supervisor(ix: Index, facts: RunFacts) -> CheckResult:
     records = ix.by_event.get("service", [])
     if not records:
-        return CheckResult("supervisor", True, "not judged: no supervised service in this run")
+        return CheckResult.skip("supervisor", "not judged: no supervised service in this run")
     end = facts.end if facts.end is not None else facts.duration
     per: dict[tuple[str, str], list[Record]] = defaultdict(list)
     for r in sorted(records, key=lambda r: r["t"]):
@@ -64,5 +64,5 @@ def check_supervisor(ix: Index, facts: RunFacts) -> CheckResult:
                 )
             restarts += 1
     if not restarts:
-        return CheckResult("supervisor", True, "not judged: no supervised service crashed")
+        return CheckResult.skip("supervisor", "not judged: no supervised service crashed")
     return CheckResult("supervisor", True, f"{restarts} restarts on time, every delay within its backoff")

@@ -171,3 +171,13 @@ def test_reconnect_judges_the_cap_to_the_millisecond_in_sim_and_with_the_runs_sl
     assert not sim.ok and "waited 0.534s before reconnect attempt 3" in sim.detail and sim.at == 10.534
     chaos = verdicts(history, facts=RunFacts(duration=100.0, extras={"timing_slack": 0.5}))["reconnect"]
     assert chaos.ok, chaos.detail
+
+
+def test_a_check_with_nothing_to_judge_is_skipped_not_passed():
+    # No reconnects, restarts, supervised services or memory samples: those checks say so.
+    history = [r for i in range(5) for r in (pub(i, i), dlv(i, i + 0.01))]
+    results = verdicts(history)
+    for name in ("reconnect", "restore", "resubscribe", "supervisor", "memory"):
+        assert results[name].skipped and results[name].ok, (name, results[name].detail)
+        assert results[name].to_json()["skipped"] is True
+    assert not results["qos1_loss"].skipped
