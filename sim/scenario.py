@@ -290,6 +290,8 @@ def load_scenario(ref: str | Path) -> Scenario:
         exists = path.exists()
     except OSError:  # a name too long for the file system
         exists = False
+    if exists and path.suffix != ".toml" and str(ref) in shipped() and path.is_dir():
+        exists = False  # a folder named like a shipped scenario (a sweep's --out, say) is not a scenario file
     if path.suffix == ".toml" or exists:
         if exists and path.is_dir():
             raise BadInput(f"scenario {shown(str(ref), 120)} is a directory; give a .toml file or one of {', '.join(shipped())}")

@@ -106,3 +106,13 @@ def test_watching_progress_does_not_change_the_run():
     watched = run_scenario(scenario, 4, keep_trace=False, plots=False, progress=seen.append)
     assert watched.report["trace_hash"] == quiet.report["trace_hash"]
     assert len(seen) >= 90 and seen == sorted(seen) and seen[-1] < 90
+
+
+def test_a_folder_named_like_a_shipped_scenario_does_not_hide_it(tmp_path, monkeypatch):
+    # `squall sim sweep swarm --out swarm` leaves a folder ./swarm; the next `sim run swarm` is
+    # still the shipped scenario, not "swarm is a directory".
+    from sim.scenario import load_scenario
+
+    (tmp_path / "swarm").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert load_scenario("swarm").name == "swarm"
