@@ -79,6 +79,13 @@ class Run:
         records = (
             read_jsonl(path) if path.is_file() else []
         )  # a sweep keeps only report.json of passing seeds
+        kinds = {r.get("event") for r in records}
+        if "mqtt" in kinds and "publish" not in kinds:
+            # User services: nothing of theirs is instrumented, so read the broker's wire record in
+            # the fleet's vocabulary (publish/deliver/disconnect/reconnect), as the report's plots do.
+            from sim.checks._wire import as_events
+
+            records = records + as_events(records)
         frame = pd.DataFrame.from_records(records)
         return frame if not frame.empty else pd.DataFrame(columns=["t", "event"])
 

@@ -259,3 +259,24 @@ def test_failure_rate_by_fault_kind_counts_each_seed_once_per_kind(
         ]
         assert (row["seeds"], row["failed"]) == (len(having), having.count(False))
         assert math.isclose(row["failure_rate"], having.count(False) / len(having))
+
+
+def test_a_run_of_user_services_explores_from_the_broker_wire(tmp_path: Path) -> None:
+    # No fleet records, only the broker's wire record: publishes and deliveries still come out,
+    # with latency from the publisher's PUBLISH to the subscriber's PUBACK (as wire_latency measures).
+    wire = [
+        {"t": 0.0, "event": "mqtt", "type": "connect", "dir": "out", "client": "sub", "clean": True, "keepalive": 5, "session_present": False},
+        {"t": 0.0, "event": "mqtt", "type": "connect", "dir": "out", "client": "pub", "clean": True, "keepalive": 5, "session_present": False},
+        {"t": 0.1, "event": "mqtt", "type": "SUBSCRIBE", "dir": "in", "client": "sub", "pid": 1, "filters": [["r/#", 1]]},
+        {"t": 0.1, "event": "mqtt", "type": "SUBACK", "dir": "out", "client": "sub", "pid": 1, "codes": [1]},
+        {"t": 1.0, "event": "mqtt", "type": "PUBLISH", "dir": "in", "client": "pub", "pid": 1, "qos": 1, "dup": False, "retain": False, "topic": "r/a", "size": 1, "hash": "aa"},
+        {"t": 1.0, "event": "mqtt", "type": "PUBACK", "dir": "out", "client": "pub", "pid": 1},
+        {"t": 1.004, "event": "mqtt", "type": "PUBLISH", "dir": "out", "client": "sub", "pid": 1, "qos": 1, "dup": False, "retain": False, "topic": "r/a", "size": 1, "hash": "aa"},
+        {"t": 1.006, "event": "mqtt", "type": "PUBACK", "dir": "in", "client": "sub", "pid": 1},
+    ]
+    (tmp_path / "history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in wire))
+    (tmp_path / "report.json").write_text(json.dumps({"scenario": "mine", "mode": "sim", "seed": 1, "checks": [], "ok": True}))
+    run = load_run(tmp_path)
+    assert list(run.publishes["topic"]) == ["r/a"]
+    assert list(run.deliveries["client"]) == ["sub"]
+    assert run.deliveries["latency_ms"].iloc[0] == pytest.approx(6.0)
