@@ -43,8 +43,9 @@ def run_one(scenario_ref: str, seed: int | None, out: Path | None, duration: flo
 
 def _show_report(report: dict, out: Path, as_json: bool) -> None:
     """report.json on stdout for a script (``--json``), or the summary for a person."""
-    if as_json:
-        _emit_json({**report, "run_dir": str(out)})
+    if as_json:  # exactly what report.json holds (write_run adds the run dir and the environment)
+        written = out / "report.json"
+        _emit_json(json.loads(written.read_text()) if written.is_file() else {**report, "run_dir": str(out)})
     else:
         _print_report(report, out)
 

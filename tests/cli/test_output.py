@@ -33,7 +33,7 @@ def test_sim_run_json_prints_the_report_and_nothing_else_on_stdout(squall, tmp_p
     assert got.returncode == 0, got.stderr
     report = json.loads(got.stdout)  # the whole of stdout is one JSON document
     on_disk = json.loads((tmp_path / "run" / "report.json").read_text())
-    assert report["trace_hash"] == on_disk["trace_hash"] and report["ok"] is True
+    assert report == on_disk and report["ok"] is True  # environment and run dir included
     assert report["run_dir"] == "run"
 
 
